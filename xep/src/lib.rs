@@ -1,0 +1,15 @@
+//! The XMPP wire vocabulary of Rempart: owned elements, namespaces, stanzas, errors and the
+//! payloads of each protocol area. No I/O and no async runtime live here.
+
+pub mod caps;
+pub mod delay;
+pub mod disco;
+pub mod element;
+pub mod ns;
+pub mod parse;
+pub mod roster;
+pub mod sasl;
+pub mod stanza;
+pub mod stream;
+
+pub use element::{Element, Node};

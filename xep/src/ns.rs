@@ -1,0 +1,50 @@
+//! Namespace constants, one per protocol area, so that no handler spells a URI twice.
+
+/// Content namespace of client-to-server streams.
+pub const CLIENT: &str = "jabber:client";
+/// Content namespace of server-to-server streams.
+pub const SERVER: &str = "jabber:server";
+/// The stream namespace of RFC 6120.
+pub const STREAM: &str = "http://etherx.jabber.org/streams";
+/// Stream error conditions.
+pub const STREAM_ERRORS: &str = "urn:ietf:params:xml:ns:xmpp-streams";
+/// Stanza error conditions.
+pub const STANZA_ERRORS: &str = "urn:ietf:params:xml:ns:xmpp-stanzas";
+/// STARTTLS negotiation.
+pub const TLS: &str = "urn:ietf:params:xml:ns:xmpp-tls";
+/// SASL negotiation.
+pub const SASL: &str = "urn:ietf:params:xml:ns:xmpp-sasl";
+/// Resource binding.
+pub const BIND: &str = "urn:ietf:params:xml:ns:xmpp-bind";
+/// Legacy session establishment (RFC 3921), advertised as optional.
+pub const SESSION: &str = "urn:ietf:params:xml:ns:xmpp-session";
+/// The `xml:` prefix namespace.
+pub const XML: &str = "http://www.w3.org/XML/1998/namespace";
+/// Roster management (RFC 6121).
+pub const ROSTER: &str = "jabber:iq:roster";
+/// Roster versioning stream feature.
+pub const ROSTER_VER: &str = "urn:xmpp:features:rosterver";
+/// Presence pre-approval stream feature.
+pub const PRE_APPROVAL: &str = "urn:xmpp:features:pre-approval";
+/// XEP-0030 disco#info.
+pub const DISCO_INFO: &str = "http://jabber.org/protocol/disco#info";
+/// XEP-0030 disco#items.
+pub const DISCO_ITEMS: &str = "http://jabber.org/protocol/disco#items";
+/// XEP-0115 entity capabilities.
+pub const CAPS: &str = "http://jabber.org/protocol/caps";
+/// XEP-0092 software version.
+pub const VERSION: &str = "jabber:iq:version";
+/// XEP-0199 ping.
+pub const PING: &str = "urn:xmpp:ping";
+/// XEP-0202 entity time.
+pub const TIME: &str = "urn:xmpp:time";
+/// XEP-0203 delayed delivery.
+pub const DELAY: &str = "urn:xmpp:delay";
+/// XEP-0160 offline message storage (disco feature).
+pub const OFFLINE: &str = "msgoffline";
+/// XEP-0334 message processing hints.
+pub const HINTS: &str = "urn:xmpp:hints";
+/// XEP-0440 SASL channel-binding type capability.
+pub const SASL_CB: &str = "urn:xmpp:sasl-cb:0";
+/// XEP-0004 data forms.
+pub const DATA_FORMS: &str = "jabber:x:data";
