@@ -1,1 +1,229 @@
-fn main() {}
+//! The `rempart` command: serve (default), manage users, check a configuration.
+
+use std::io::{BufRead as _, IsTerminal as _};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context as _};
+use clap::{Parser, Subcommand};
+use rempart::accounts::Accounts;
+use rempart::admin::socket::request;
+use rempart::admin::{execute, AdminRequest, AdminResponse};
+use rempart::config::Config;
+use rempart::storage::Storage;
+use rempart::Server;
+use tokio_util::sync::CancellationToken;
+use tracing_subscriber::EnvFilter;
+
+/// Rempart, an XMPP server with first-class OMEMO support.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    /// Configuration file (TOML). Without it, built-in defaults serve `localhost`.
+    #[arg(short, long, global = true, env = "REMPART_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (the default).
+    Serve,
+    /// Manage accounts.
+    User {
+        #[command(subcommand)]
+        action: UserAction,
+    },
+    /// Validate configuration.
+    Config {
+        #[command(subcommand)]
+        action: ConfigAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserAction {
+    /// Create an account; the password is prompted for, or read from standard input.
+    Add {
+        /// The account, e.g. alice@localhost.
+        jid: String,
+    },
+    /// Delete an account and everything stored for it.
+    Remove {
+        /// The account.
+        jid: String,
+    },
+    /// Change an account's password.
+    Passwd {
+        /// The account.
+        jid: String,
+    },
+    /// List all accounts.
+    List,
+}
+
+#[derive(Subcommand)]
+enum ConfigAction {
+    /// Check a configuration file and name any bad key.
+    Check {
+        /// The file to check (defaults to --config).
+        file: Option<PathBuf>,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async move {
+        match cli.command.unwrap_or(Command::Serve) {
+            Command::Serve => serve(cli.config.as_deref()).await,
+            Command::User { action } => user(cli.config.as_deref(), action).await,
+            Command::Config {
+                action: ConfigAction::Check { file },
+            } => check(file.or(cli.config).as_deref()),
+        }
+    })
+}
+
+async fn serve(config_path: Option<&Path>) -> anyhow::Result<()> {
+    let config = Config::load(config_path).context("loading the configuration")?;
+    let filter = EnvFilter::try_from_env("RUST_LOG")
+        .unwrap_or_else(|_| EnvFilter::new(config.log.level.clone()));
+    tracing_subscriber::fmt().with_env_filter(filter).init();
+    let hosts = config.server.hosts.join(", ");
+    let first_host = config.server.hosts.first().cloned().unwrap_or_default();
+    let server = Server::build(config).await.context("starting the server")?;
+    let addresses: Vec<String> = server
+        .local_addrs()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    println!("Rempart is serving {hosts} on {}", addresses.join(", "));
+    println!(
+        "Add a user with: cargo run --release -- user add alice@{first_host}   (or: rempart user add alice@{first_host})"
+    );
+    let shutdown = CancellationToken::new();
+    let signal = shutdown.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        signal.cancel();
+    });
+    server.run(shutdown).await.context("serving")?;
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut terminate) => {
+            tokio::select! {
+                _ = terminate.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+async fn user(config_path: Option<&Path>, action: UserAction) -> anyhow::Result<()> {
+    let config = Config::load(config_path).context("loading the configuration")?;
+    let admin_request = match action {
+        UserAction::Add { jid } => AdminRequest::UserAdd {
+            password: read_password(&jid)?,
+            jid,
+        },
+        UserAction::Remove { jid } => AdminRequest::UserRemove { jid },
+        UserAction::Passwd { jid } => AdminRequest::UserPasswd {
+            password: read_password(&jid)?,
+            jid,
+        },
+        UserAction::List => AdminRequest::UserList,
+    };
+    let socket = config.server.admin_socket_path();
+    let response = match request(&socket, &admin_request)
+        .await
+        .with_context(|| format!("talking to the server at {}", socket.display()))?
+    {
+        Some(response) => response,
+        None => offline(&config, admin_request).await?,
+    };
+    report(response)
+}
+
+/// Runs the action on the store directly when no server is running.
+async fn offline(config: &Config, admin_request: AdminRequest) -> anyhow::Result<AdminResponse> {
+    let storage =
+        Storage::open(config.storage.backend, &config.server.data_dir).with_context(|| {
+            format!(
+                "opening the store in {} (is a server running without its admin socket?)",
+                config.server.data_dir.display()
+            )
+        })?;
+    let accounts = Accounts::new(
+        storage.clone(),
+        config.server.hosts.clone(),
+        config.auth.scram_iterations,
+    );
+    let response = execute(admin_request, &accounts, None).await;
+    storage.flush().await.context("flushing the store")?;
+    Ok(response)
+}
+
+fn report(response: AdminResponse) -> anyhow::Result<()> {
+    for user in &response.users {
+        println!("{user}");
+    }
+    if response.ok {
+        eprintln!("{}", response.message);
+        Ok(())
+    } else {
+        bail!("{}", response.message)
+    }
+}
+
+/// Prompts twice without echo on a terminal; reads one line from a pipe otherwise.
+fn read_password(jid: &str) -> anyhow::Result<String> {
+    if std::io::stdin().is_terminal() {
+        let first = rpassword::prompt_password(format!("Password for {jid}: "))?;
+        let second = rpassword::prompt_password("Again: ")?;
+        if first != second {
+            bail!("the passwords differ");
+        }
+        Ok(first)
+    } else {
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .context("reading the password from standard input")?;
+        let password = line.trim_end_matches(['\r', '\n']).to_owned();
+        if password.is_empty() {
+            bail!("no password on standard input");
+        }
+        Ok(password)
+    }
+}
+
+fn check(file: Option<&Path>) -> anyhow::Result<()> {
+    let Some(file) = file else {
+        bail!("name the file to check: rempart config check FILE");
+    };
+    match Config::load(Some(file)) {
+        Ok(config) => {
+            println!(
+                "{}: valid ({} host(s), {} listener(s), storage {:?})",
+                file.display(),
+                config.server.hosts.len(),
+                config.listeners.len(),
+                config.storage.backend
+            );
+            Ok(())
+        }
+        Err(error) => bail!("{}: {error}", file.display()),
+    }
+}

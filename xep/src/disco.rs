@@ -61,7 +61,8 @@ impl DiscoInfo {
             );
         }
         for feature in &self.features {
-            query.append_child(Element::new("feature", ns::DISCO_INFO).attr("var", feature.clone()));
+            query
+                .append_child(Element::new("feature", ns::DISCO_INFO).attr("var", feature.clone()));
         }
         for form in &self.forms {
             query.append_child(form.clone());

@@ -210,12 +210,14 @@ pub fn resolve_start(
         }
         let attr = attr.map_err(|e| ParseError::NotWellFormed(e.to_string()))?;
         let key = AsRef::<str>::as_ref(&attr.key).to_owned();
-        let value = attr.normalized_value(XmlVersion::Implicit1_0).map_err(|e| match e {
-            quick_xml::Error::Escape(quick_xml::escape::EscapeError::UnrecognizedEntity(..)) => {
-                ParseError::RestrictedXml("entity reference")
-            }
-            other => ParseError::NotWellFormed(other.to_string()),
-        })?;
+        let value = attr
+            .normalized_value(XmlVersion::Implicit1_0)
+            .map_err(|e| match e {
+                quick_xml::Error::Escape(quick_xml::escape::EscapeError::UnrecognizedEntity(
+                    ..,
+                )) => ParseError::RestrictedXml("entity reference"),
+                other => ParseError::NotWellFormed(other.to_string()),
+            })?;
         check_chars(&value)?;
         if key == "xmlns" {
             declarations.push((String::new(), value.into_owned()));
@@ -279,7 +281,9 @@ fn check_chars(text: &str) -> Result<(), ParseError> {
         matches!(c, '\u{0}'..='\u{8}' | '\u{B}' | '\u{C}' | '\u{E}'..='\u{1F}' | '\u{FFFE}' | '\u{FFFF}')
     });
     if invalid {
-        Err(ParseError::NotWellFormed("character not allowed in XML".into()))
+        Err(ParseError::NotWellFormed(
+            "character not allowed in XML".into(),
+        ))
     } else {
         Ok(())
     }
@@ -325,15 +329,16 @@ mod tests {
 
     #[test]
     fn round_trips_through_the_writer() {
-        let xml = "<iq xmlns='jabber:client' type='get' id='1'><query xmlns='jabber:iq:roster'/></iq>";
+        let xml =
+            "<iq xmlns='jabber:client' type='get' id='1'><query xmlns='jabber:iq:roster'/></iq>";
         let e = Element::parse(xml).expect("valid");
         assert_eq!(e.to_xml(), xml);
     }
 
     #[test]
     fn resolves_prefixed_elements() {
-        let e = Element::parse("<s:error xmlns:s='urn:s'><c xmlns='urn:c'/></s:error>")
-            .expect("valid");
+        let e =
+            Element::parse("<s:error xmlns:s='urn:s'><c xmlns='urn:c'/></s:error>").expect("valid");
         assert!(e.is("error", "urn:s"));
     }
 

@@ -191,8 +191,9 @@ impl Condition {
         match self {
             BadRequest | JidMalformed | NotAcceptable | PolicyViolation => ErrorType::Modify,
             NotAuthorized | Forbidden | SubscriptionRequired => ErrorType::Auth,
-            RecipientUnavailable | RemoteServerTimeout | ResourceConstraint
-            | UnexpectedRequest => ErrorType::Wait,
+            RecipientUnavailable | RemoteServerTimeout | ResourceConstraint | UnexpectedRequest => {
+                ErrorType::Wait
+            }
             _ => ErrorType::Cancel,
         }
     }
@@ -236,8 +237,7 @@ impl StanzaError {
 
     /// The `<error/>` element.
     pub fn to_element(&self) -> Element {
-        let mut error =
-            Element::new("error", ns::CLIENT).attr("type", self.error_type.as_str());
+        let mut error = Element::new("error", ns::CLIENT).attr("type", self.error_type.as_str());
         error.append_child(Element::new(self.condition.as_str(), ns::STANZA_ERRORS));
         if let Some(text) = &self.text {
             error.append_child(

@@ -14,6 +14,8 @@ pub enum StreamErrorCondition {
     ConnectionTimeout,
     /// The `to` of the header names no host served here.
     HostUnknown,
+    /// A required address is missing from the header.
+    ImproperAddressing,
     /// The server failed internally.
     InternalServerError,
     /// A `from` was used that the stream did not authenticate.
@@ -49,6 +51,7 @@ impl StreamErrorCondition {
             Conflict => "conflict",
             ConnectionTimeout => "connection-timeout",
             HostUnknown => "host-unknown",
+            ImproperAddressing => "improper-addressing",
             InternalServerError => "internal-server-error",
             InvalidFrom => "invalid-from",
             InvalidNamespace => "invalid-namespace",

@@ -1,0 +1,142 @@
+//! Administration: every action is defined once here, then exposed through the CLI (over
+//! the local admin socket or directly on the store) and, later, ad-hoc commands and HTTP.
+
+pub mod socket;
+
+use jid::BareJid;
+use serde::{Deserialize, Serialize};
+
+use crate::accounts::{AccountError, Accounts};
+use crate::router::Router;
+
+pub use socket::AdminService;
+
+/// An administrative action.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum AdminRequest {
+    /// Create an account.
+    UserAdd {
+        /// The account's bare JID.
+        jid: String,
+        /// Its password.
+        password: String,
+    },
+    /// Delete an account and its data.
+    UserRemove {
+        /// The account's bare JID.
+        jid: String,
+    },
+    /// Change an account's password.
+    UserPasswd {
+        /// The account's bare JID.
+        jid: String,
+        /// The new password.
+        password: String,
+    },
+    /// List all accounts.
+    UserList,
+    /// Count bound sessions.
+    Stats,
+}
+
+/// The answer to an action.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AdminResponse {
+    /// Whether the action succeeded.
+    pub ok: bool,
+    /// A sentence for the operator.
+    pub message: String,
+    /// Listed accounts, for `UserList`.
+    #[serde(default)]
+    pub users: Vec<String>,
+}
+
+impl AdminResponse {
+    fn done(message: impl Into<String>) -> Self {
+        AdminResponse {
+            ok: true,
+            message: message.into(),
+            users: Vec::new(),
+        }
+    }
+
+    fn failed(message: impl Into<String>) -> Self {
+        AdminResponse {
+            ok: false,
+            message: message.into(),
+            users: Vec::new(),
+        }
+    }
+}
+
+fn parse_account(jid: &str) -> Result<BareJid, AdminResponse> {
+    match BareJid::new(jid) {
+        Ok(bare) if bare.node().is_some() => Ok(bare),
+        _ => Err(AdminResponse::failed(format!(
+            "{jid:?} is not an account address (user@domain)"
+        ))),
+    }
+}
+
+fn outcome(result: Result<(), AccountError>, success: String) -> AdminResponse {
+    match result {
+        Ok(()) => AdminResponse::done(success),
+        Err(error) => AdminResponse::failed(error.to_string()),
+    }
+}
+
+/// Runs an action against the account service (and the router when the server runs).
+pub async fn execute(
+    request: AdminRequest,
+    accounts: &Accounts,
+    router: Option<&Router>,
+) -> AdminResponse {
+    match request {
+        AdminRequest::UserAdd { jid, password } => match parse_account(&jid) {
+            Ok(bare) => outcome(
+                accounts.create(&bare, &password).await,
+                format!("created {bare}"),
+            ),
+            Err(response) => response,
+        },
+        AdminRequest::UserRemove { jid } => match parse_account(&jid) {
+            Ok(bare) => {
+                let result = accounts.remove(&bare).await;
+                if result.is_ok() {
+                    if let Some(router) = router {
+                        for session in router.sessions.of_account(&bare) {
+                            session
+                                .handle
+                                .close(rempart_xep::stream::StreamError::with_text(
+                                    rempart_xep::stream::StreamErrorCondition::NotAuthorized,
+                                    "account removed",
+                                ));
+                        }
+                    }
+                }
+                outcome(result, format!("removed {bare}"))
+            }
+            Err(response) => response,
+        },
+        AdminRequest::UserPasswd { jid, password } => match parse_account(&jid) {
+            Ok(bare) => outcome(
+                accounts.set_password(&bare, &password).await,
+                format!("password of {bare} changed"),
+            ),
+            Err(response) => response,
+        },
+        AdminRequest::UserList => match accounts.list().await {
+            Ok(users) => AdminResponse {
+                ok: true,
+                message: format!("{} accounts", users.len()),
+                users: users.iter().map(ToString::to_string).collect(),
+            },
+            Err(error) => AdminResponse::failed(error.to_string()),
+        },
+        AdminRequest::Stats => match router {
+            Some(router) => AdminResponse::done(format!("{} sessions", router.sessions.count())),
+            None => AdminResponse::failed("the server is not running"),
+        },
+    }
+}

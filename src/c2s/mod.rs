@@ -1,0 +1,115 @@
+//! Client-to-server connections: negotiation, then one session actor per bound stream.
+
+pub mod negotiation;
+pub mod session;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rempart_xep::parse::Limits;
+use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info_span, Instrument};
+
+use crate::config::{ListenerConfig, ListenerKind};
+use crate::net::tls::TlsContext;
+use crate::net::transport::Transport;
+use crate::router::Router;
+use crate::sasl::channel_binding::ChannelBindings;
+use crate::sasl::rate_limit::FailureLimiter;
+use crate::stream::reader::ReaderLimits;
+
+/// What every client connection shares.
+pub struct C2sContext {
+    /// The router.
+    pub router: Arc<Router>,
+    /// TLS configurations.
+    pub tls: TlsContext,
+    /// Failed-authentication counters.
+    pub auth_failures: FailureLimiter,
+    /// Cancelled on shutdown.
+    pub shutdown: CancellationToken,
+}
+
+static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
+
+impl C2sContext {
+    /// Shared state for client connections.
+    pub fn new(router: Arc<Router>, tls: TlsContext, shutdown: CancellationToken) -> Self {
+        let auth = &router.config.auth;
+        let auth_failures = FailureLimiter::new(
+            auth.max_failures,
+            Duration::from_secs(auth.failure_window_secs),
+        );
+        C2sContext {
+            router,
+            tls,
+            auth_failures,
+            shutdown,
+        }
+    }
+
+    /// Time allowed from connect to bound session.
+    pub fn negotiation_timeout(&self) -> Duration {
+        Duration::from_secs(self.router.config.limits.negotiation_timeout_secs)
+    }
+
+    /// Reader limits from the configuration.
+    pub fn reader_limits(&self) -> ReaderLimits {
+        let limits = &self.router.config.limits;
+        ReaderLimits {
+            max_stanza_size: limits.max_stanza_size,
+            structure: Limits {
+                max_depth: limits.max_depth,
+                max_attributes: limits.max_attributes,
+            },
+        }
+    }
+}
+
+/// Serves one accepted client connection to its end.
+pub async fn serve_connection(
+    ctx: Arc<C2sContext>,
+    tcp: TcpStream,
+    peer: SocketAddr,
+    listener: ListenerConfig,
+) {
+    let conn = NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed);
+    let span = info_span!("c2s", conn, %peer, jid = tracing::field::Empty);
+    async move {
+        let _ = tcp.set_nodelay(true);
+        let (transport, bindings) = match listener.kind {
+            ListenerKind::C2s => (Transport::Plain(tcp), ChannelBindings::default()),
+            ListenerKind::C2sDirectTls => {
+                let acceptor = tokio_rustls::TlsAcceptor::from(ctx.tls.direct.clone());
+                let handshake =
+                    tokio::time::timeout(ctx.negotiation_timeout(), acceptor.accept(tcp));
+                match handshake.await {
+                    Ok(Ok(tls)) => {
+                        let bindings = negotiation::bindings_of(&ctx, &tls);
+                        (Transport::Tls(Box::new(tls)), bindings)
+                    }
+                    Ok(Err(error)) => {
+                        debug!(%error, "TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => {
+                        debug!("TLS handshake timed out");
+                        return;
+                    }
+                }
+            }
+        };
+        match negotiation::negotiate(&ctx, transport, bindings, peer, &listener).await {
+            Ok(bound) => {
+                tracing::Span::current().record("jid", tracing::field::display(&bound.handle.jid));
+                session::run(ctx.clone(), bound).await;
+            }
+            Err(end) => debug!(%end, "connection ended before binding"),
+        }
+    }
+    .instrument(span)
+    .await
+}

@@ -1,0 +1,553 @@
+//! Client stream negotiation (RFC 6120 §4–7): stream header, STARTTLS, SASL, resource
+//! binding. Plain sequential code that owns the socket until the session is bound; each
+//! stage is a type, so a stanza cannot be accepted before binding.
+
+use std::net::SocketAddr;
+
+use jid::{BareJid, FullJid};
+use rand::distr::{Alphanumeric, SampleString};
+use rempart_xep::element::Element;
+use rempart_xep::ns;
+use rempart_xep::sasl::{channel_binding_types, mechanisms, SaslFailure};
+use rempart_xep::stanza::{error_reply, iq_result, Condition, IqType, StanzaError};
+use rempart_xep::stream::{features, StreamError, StreamErrorCondition, StreamHeader};
+use tokio::io::{split, ReadHalf, WriteHalf};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio::time::{timeout_at, Instant};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info};
+
+use crate::c2s::C2sContext;
+use crate::config::ListenerConfig;
+use crate::modules::disco::server_caps;
+use crate::net::transport::Transport;
+use crate::router::{SessionCommand, SessionHandle};
+use crate::sasl::channel_binding::ChannelBindings;
+use crate::sasl::{claimed_username, decode_payload, encode_payload, Exchange, SaslOffer, Step};
+use crate::stream::reader::{Incoming, ReadError, XmlReader};
+use crate::stream::writer::XmlWriter;
+
+/// How negotiation ended without a session.
+#[derive(Debug, thiserror::Error)]
+pub enum NegotiationEnd {
+    /// The stream was closed with this error (already written to the peer when possible).
+    #[error("stream error: {0}")]
+    StreamError(StreamError),
+    /// The peer went away.
+    #[error("connection closed: {0}")]
+    Closed(String),
+    /// The peer closed the stream before binding.
+    #[error("stream closed by the client")]
+    ClientClosed,
+}
+
+/// A bound session, ready for the session actor.
+pub struct Bound {
+    /// Reads the rest of the stream.
+    pub reader: XmlReader<ReadHalf<Transport>>,
+    /// Writes to the client.
+    pub writer: XmlWriter<WriteHalf<Transport>>,
+    /// The registered handle.
+    pub handle: SessionHandle,
+    /// Inbox of the session.
+    pub inbox: mpsc::Receiver<SessionCommand>,
+    /// Cancelled when the router finds the inbox full.
+    pub overflow: CancellationToken,
+    /// The domain the client connected to.
+    pub host: String,
+}
+
+struct Stream {
+    reader: XmlReader<ReadHalf<Transport>>,
+    writer: XmlWriter<WriteHalf<Transport>>,
+    tls: bool,
+}
+
+/// The connection's negotiation state that survives stream restarts.
+struct Negotiation<'a> {
+    ctx: &'a C2sContext,
+    peer: SocketAddr,
+    listener: &'a ListenerConfig,
+    deadline: Instant,
+    bindings: ChannelBindings,
+    host: Option<String>,
+    sasl_failures: u32,
+}
+
+/// Negotiates a client stream on an accepted connection, up to a bound session.
+pub async fn negotiate(
+    ctx: &C2sContext,
+    transport: Transport,
+    bindings: ChannelBindings,
+    peer: SocketAddr,
+    listener: &ListenerConfig,
+) -> Result<Bound, NegotiationEnd> {
+    let deadline = Instant::now() + ctx.negotiation_timeout();
+    let mut negotiation = Negotiation {
+        ctx,
+        peer,
+        listener,
+        deadline,
+        bindings,
+        host: None,
+        sasl_failures: 0,
+    };
+    let tls = transport.is_tls();
+    let stream = open(transport, ctx, tls);
+    let secured = negotiation.secure(stream).await?;
+    let (stream, user) = negotiation.authenticate(secured).await?;
+    negotiation.bind(stream, user).await
+}
+
+fn open(transport: Transport, ctx: &C2sContext, tls: bool) -> Stream {
+    let (read, write) = split(transport);
+    Stream {
+        reader: XmlReader::new(read, ctx.reader_limits()),
+        writer: XmlWriter::new(write, ns::CLIENT),
+        tls,
+    }
+}
+
+impl Negotiation<'_> {
+    /// Reads the client's header and answers with ours (RFC 6120 §4.2, §4.8).
+    async fn open_stream(&mut self, stream: &mut Stream) -> Result<(), NegotiationEnd> {
+        let header = match timeout_at(self.deadline, stream.reader.read_header()).await {
+            Err(_) => {
+                return self
+                    .fail_before_header(stream, StreamErrorCondition::ConnectionTimeout, None)
+                    .await
+            }
+            Ok(Err(ReadError::Closed(reason))) => return Err(NegotiationEnd::Closed(reason)),
+            Ok(Err(ReadError::Stream(error))) => {
+                return self
+                    .fail_before_header(stream, error.condition, error.text)
+                    .await
+            }
+            Ok(Ok(header)) => header,
+        };
+        let reply_to = header.from.clone();
+        let check = self.check_header(&header);
+        let host = header
+            .to
+            .clone()
+            .filter(|to| self.ctx.router.config.serves(to))
+            .or_else(|| self.host.clone())
+            .unwrap_or_else(|| self.ctx.router.hosts().first().cloned().unwrap_or_default());
+        let ours = StreamHeader {
+            from: Some(host.clone()),
+            to: reply_to,
+            id: Some(Alphanumeric.sample_string(&mut rand::rng(), 16)),
+            version: Some("1.0".to_owned()),
+            lang: Some("en".to_owned()),
+            content_ns: ns::CLIENT.to_owned(),
+        };
+        self.written(stream.writer.write_header(&ours)).await?;
+        if let Err(error) = check {
+            return Err(self.fatal(stream, error).await);
+        }
+        self.host = Some(host);
+        Ok(())
+    }
+
+    fn check_header(&self, header: &StreamHeader) -> Result<(), StreamError> {
+        if header.content_ns != ns::CLIENT {
+            return Err(StreamError::with_text(
+                StreamErrorCondition::InvalidNamespace,
+                "client streams use jabber:client",
+            ));
+        }
+        if !header.version_is_supported() {
+            return Err(StreamError::with_text(
+                StreamErrorCondition::UnsupportedVersion,
+                "only XMPP 1.0 streams are supported",
+            ));
+        }
+        let Some(to) = &header.to else {
+            return Err(StreamError::with_text(
+                StreamErrorCondition::HostUnknown,
+                "the stream header has no 'to'",
+            ));
+        };
+        if !self.ctx.router.config.serves(to) {
+            return Err(StreamError::with_text(
+                StreamErrorCondition::HostUnknown,
+                format!("{to} is not served here"),
+            ));
+        }
+        if self.host.as_ref().is_some_and(|host| host != to) {
+            return Err(StreamError::with_text(
+                StreamErrorCondition::HostUnknown,
+                "the host changed on stream restart",
+            ));
+        }
+        Ok(())
+    }
+
+    /// A stream error before any header was sent: RFC 6120 §4.9.1.2 wants ours first.
+    async fn fail_before_header(
+        &self,
+        stream: &mut Stream,
+        condition: StreamErrorCondition,
+        text: Option<String>,
+    ) -> Result<(), NegotiationEnd> {
+        let ours = StreamHeader {
+            from: self.ctx.router.hosts().first().cloned(),
+            version: Some("1.0".to_owned()),
+            content_ns: ns::CLIENT.to_owned(),
+            ..StreamHeader::default()
+        };
+        let error = StreamError { condition, text };
+        let _ = stream.writer.write_header(&ours).await;
+        let _ = stream.writer.write_stream_error(&error).await;
+        Err(NegotiationEnd::StreamError(error))
+    }
+
+    /// Writes a stream error and closes.
+    async fn fatal(&self, stream: &mut Stream, error: StreamError) -> NegotiationEnd {
+        debug!(condition = error.condition.as_str(), "negotiation failed");
+        let _ = stream.writer.write_stream_error(&error).await;
+        NegotiationEnd::StreamError(error)
+    }
+
+    /// Awaits a write within the negotiation deadline.
+    async fn written(
+        &self,
+        write: impl std::future::Future<Output = std::io::Result<()>>,
+    ) -> Result<(), NegotiationEnd> {
+        match timeout_at(self.deadline, write).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(error)) => Err(NegotiationEnd::Closed(error.to_string())),
+            Err(_) => Err(NegotiationEnd::Closed("write timed out".into())),
+        }
+    }
+
+    async fn send(&self, stream: &mut Stream, element: Element) -> Result<(), NegotiationEnd> {
+        self.written(stream.writer.write_element(&element)).await
+    }
+
+    /// Reads the next element before binding; anything but an element ends negotiation.
+    async fn next_element(&self, stream: &mut Stream) -> Result<Element, NegotiationEnd> {
+        loop {
+            let incoming = match timeout_at(self.deadline, stream.reader.next()).await {
+                Err(_) => {
+                    let error = StreamError::with_text(
+                        StreamErrorCondition::ConnectionTimeout,
+                        "negotiation took too long",
+                    );
+                    return Err(self.fatal(stream, error).await);
+                }
+                Ok(Err(ReadError::Closed(reason))) => return Err(NegotiationEnd::Closed(reason)),
+                Ok(Err(ReadError::Stream(error))) => return Err(self.fatal(stream, error).await),
+                Ok(Ok(incoming)) => incoming,
+            };
+            match incoming {
+                Incoming::Whitespace => continue,
+                Incoming::StreamEnd => {
+                    let _ = stream.writer.close().await;
+                    return Err(NegotiationEnd::ClientClosed);
+                }
+                Incoming::Element(element) => return Ok(element),
+            }
+        }
+    }
+
+    /// Stage 1: TLS, when the listener requires it and it is not there yet.
+    async fn secure(&mut self, mut stream: Stream) -> Result<Stream, NegotiationEnd> {
+        loop {
+            self.open_stream(&mut stream).await?;
+            if stream.tls || !self.listener.require_tls {
+                return Ok(stream);
+            }
+            let starttls =
+                Element::new("starttls", ns::TLS).child(Element::new("required", ns::TLS));
+            self.send(&mut stream, features(vec![starttls])).await?;
+            let element = self.next_element(&mut stream).await?;
+            if !element.is("starttls", ns::TLS) {
+                let error = StreamError::with_text(
+                    StreamErrorCondition::PolicyViolation,
+                    "STARTTLS is required before anything else",
+                );
+                return Err(self.fatal(&mut stream, error).await);
+            }
+            stream = self.upgrade(stream).await?;
+        }
+    }
+
+    async fn upgrade(&mut self, mut stream: Stream) -> Result<Stream, NegotiationEnd> {
+        self.send(&mut stream, Element::new("proceed", ns::TLS))
+            .await?;
+        let read = match stream.reader.into_inner() {
+            Ok(read) => read,
+            Err(ReadError::Stream(error)) => {
+                let _ = stream.writer.write_stream_error(&error).await;
+                return Err(NegotiationEnd::StreamError(error));
+            }
+            Err(ReadError::Closed(reason)) => return Err(NegotiationEnd::Closed(reason)),
+        };
+        let Transport::Plain(tcp) = read.unsplit(stream.writer.into_inner()) else {
+            return Err(NegotiationEnd::Closed("TLS requested twice".into()));
+        };
+        let acceptor = tokio_rustls::TlsAcceptor::from(self.ctx.tls.starttls.clone());
+        let tls = match timeout_at(self.deadline, acceptor.accept(tcp)).await {
+            Ok(Ok(tls)) => tls,
+            Ok(Err(error)) => {
+                return Err(NegotiationEnd::Closed(format!("TLS handshake: {error}")))
+            }
+            Err(_) => return Err(NegotiationEnd::Closed("TLS handshake timed out".into())),
+        };
+        self.bindings = bindings_of(self.ctx, &tls);
+        Ok(open(Transport::Tls(Box::new(tls)), self.ctx, true))
+    }
+
+    /// Stage 2: SASL (RFC 6120 §6). Returns the stream restarted after success.
+    async fn authenticate(
+        &mut self,
+        mut stream: Stream,
+    ) -> Result<(Stream, BareJid), NegotiationEnd> {
+        let offer = SaslOffer::new(
+            self.bindings.clone(),
+            stream.tls,
+            self.ctx.router.config.auth.allow_plain,
+        );
+        let mut offered = vec![mechanisms(offer.mechanism_names())];
+        let binding_types = offer.binding_types();
+        if !binding_types.is_empty() {
+            offered.push(channel_binding_types(binding_types));
+        }
+        if !stream.tls {
+            offered.push(Element::new("starttls", ns::TLS));
+        }
+        self.send(&mut stream, features(offered)).await?;
+        loop {
+            let element = self.next_element(&mut stream).await?;
+            if element.is("starttls", ns::TLS) && !stream.tls {
+                let secured = self.upgrade(stream).await?;
+                let secured = self.secure(secured).await?;
+                return Box::pin(self.authenticate(secured)).await;
+            }
+            if !element.is("auth", ns::SASL) {
+                let error = StreamError::with_text(
+                    StreamErrorCondition::NotAuthorized,
+                    "authenticate first",
+                );
+                return Err(self.fatal(&mut stream, error).await);
+            }
+            match self.run_sasl(&mut stream, &offer, &element).await? {
+                Some(user) => {
+                    info!(jid = %user, "authenticated");
+                    let mut restarted = Stream {
+                        reader: stream.reader.restart(),
+                        writer: stream.writer,
+                        tls: stream.tls,
+                    };
+                    self.open_stream(&mut restarted).await?;
+                    return Ok((restarted, user));
+                }
+                None => {
+                    self.sasl_failures += 1;
+                    if self.sasl_failures >= self.ctx.router.config.auth.max_failures {
+                        let error = StreamError::with_text(
+                            StreamErrorCondition::PolicyViolation,
+                            "too many failed authentication attempts",
+                        );
+                        return Err(self.fatal(&mut stream, error).await);
+                    }
+                }
+            }
+        }
+    }
+
+    async fn sasl_failure(
+        &self,
+        stream: &mut Stream,
+        failure: SaslFailure,
+    ) -> Result<Option<BareJid>, NegotiationEnd> {
+        self.send(stream, failure.to_element()).await?;
+        Ok(None)
+    }
+
+    /// One SASL exchange; `None` when it failed (the failure was sent).
+    async fn run_sasl(
+        &self,
+        stream: &mut Stream,
+        offer: &SaslOffer,
+        auth: &Element,
+    ) -> Result<Option<BareJid>, NegotiationEnd> {
+        let Some(mechanism) = auth.get_attr("mechanism").map(str::to_owned) else {
+            return self
+                .sasl_failure(stream, SaslFailure::InvalidMechanism)
+                .await;
+        };
+        if !offer.mechanism_names().contains(&mechanism.as_str()) {
+            return self
+                .sasl_failure(stream, SaslFailure::InvalidMechanism)
+                .await;
+        }
+        let mut input = match decode_payload(&auth.text_content()) {
+            Ok(input) => input,
+            Err(failure) => return self.sasl_failure(stream, failure).await,
+        };
+        if input.is_empty() {
+            match self.challenge(stream, &[]).await? {
+                Ok(data) => input = data,
+                Err(failure) => return self.sasl_failure(stream, failure).await,
+            }
+        }
+        let host = self.host.clone().unwrap_or_default();
+        let Some(claim) = claimed_username(&mechanism, &input) else {
+            return self
+                .sasl_failure(stream, SaslFailure::MalformedRequest)
+                .await;
+        };
+        let Ok(user) = BareJid::new(&format!("{}@{host}", claim.username)) else {
+            return self.sasl_failure(stream, SaslFailure::NotAuthorized).await;
+        };
+        let limiter = &self.ctx.auth_failures;
+        let address_key = format!("ip:{}", self.peer.ip());
+        let account_key = format!("account:{user}");
+        if limiter.is_blocked(&address_key) || limiter.is_blocked(&account_key) {
+            info!(jid = %user, "authentication refused: too many recent failures");
+            return self.sasl_failure(stream, SaslFailure::NotAuthorized).await;
+        }
+        let account = match self.ctx.router.accounts.get(&user).await {
+            Ok(account) => account,
+            Err(error) => {
+                tracing::warn!(%error, "account lookup failed");
+                return self
+                    .sasl_failure(stream, SaslFailure::TemporaryAuthFailure)
+                    .await;
+            }
+        };
+        let mut exchange =
+            match Exchange::start(offer, &mechanism, &claim.username, user.as_str(), account) {
+                Ok(exchange) => exchange,
+                Err(failure) => return self.sasl_failure(stream, failure).await,
+            };
+        loop {
+            let (returned, step) = tokio::task::spawn_blocking(move || {
+                let step = exchange.step(&input);
+                (exchange, step)
+            })
+            .await
+            .map_err(|_| NegotiationEnd::Closed("authentication task failed".into()))?;
+            exchange = returned;
+            match step {
+                Step::Challenge(data) => match self.challenge(stream, &data).await? {
+                    Ok(data) => input = data,
+                    Err(failure) => return self.sasl_failure(stream, failure).await,
+                },
+                Step::Success(data) => {
+                    limiter.clear(&account_key);
+                    let success = Element::new("success", ns::SASL).text(encode_payload(&data));
+                    self.send(stream, success).await?;
+                    return Ok(Some(user));
+                }
+                Step::Failure(failure) => {
+                    info!(jid = %user, mechanism, "authentication failed");
+                    limiter.record_failure(&address_key);
+                    limiter.record_failure(&account_key);
+                    return self.sasl_failure(stream, failure).await;
+                }
+            }
+        }
+    }
+
+    /// Sends a challenge and reads the response; `Err(failure)` when the client aborted or
+    /// sent garbage.
+    async fn challenge(
+        &self,
+        stream: &mut Stream,
+        data: &[u8],
+    ) -> Result<Result<Vec<u8>, SaslFailure>, NegotiationEnd> {
+        self.send(
+            stream,
+            Element::new("challenge", ns::SASL).text(encode_payload(data)),
+        )
+        .await?;
+        let response = self.next_element(stream).await?;
+        if response.is("abort", ns::SASL) {
+            return Ok(Err(SaslFailure::Aborted));
+        }
+        if !response.is("response", ns::SASL) {
+            return Ok(Err(SaslFailure::MalformedRequest));
+        }
+        Ok(decode_payload(&response.text_content()))
+    }
+
+    /// Stage 3: resource binding (RFC 6120 §7).
+    async fn bind(&mut self, mut stream: Stream, user: BareJid) -> Result<Bound, NegotiationEnd> {
+        let router = &self.ctx.router;
+        let mut offered = vec![
+            Element::new("bind", ns::BIND),
+            Element::new("session", ns::SESSION).child(Element::new("optional", ns::SESSION)),
+        ];
+        offered.extend(router.registry.stream_features.iter().cloned());
+        offered.push(server_caps(router));
+        self.send(&mut stream, features(offered)).await?;
+        loop {
+            let element = self.next_element(&mut stream).await?;
+            let bind = element
+                .is("iq", ns::CLIENT)
+                .then(|| element.get_child("bind", ns::BIND))
+                .flatten();
+            let (Some(bind), Some(IqType::Set)) = (bind, IqType::of(&element)) else {
+                let error = StreamError::with_text(
+                    StreamErrorCondition::NotAuthorized,
+                    "bind a resource first",
+                );
+                return Err(self.fatal(&mut stream, error).await);
+            };
+            let requested = bind
+                .child_text("resource", ns::BIND)
+                .map(|r| r.trim().to_owned())
+                .filter(|r| !r.is_empty());
+            let resource =
+                requested.unwrap_or_else(|| Alphanumeric.sample_string(&mut rand::rng(), 12));
+            let Ok(full) = FullJid::new(&format!("{user}/{resource}")) else {
+                let reply = error_reply(
+                    &element,
+                    &StanzaError::new(Condition::BadRequest).with_text("invalid resource"),
+                );
+                self.send(&mut stream, reply).await?;
+                continue;
+            };
+            let (handle, inbox, overflow) =
+                SessionHandle::new(full.clone(), router.config.limits.session_queue);
+            router.register_session(handle.clone());
+            let result = iq_result(
+                &element,
+                Some(
+                    Element::new("bind", ns::BIND)
+                        .child(Element::new("jid", ns::BIND).text(full.to_string())),
+                ),
+            );
+            if let Err(end) = self.send(&mut stream, result).await {
+                router.unregister_session(&handle).await;
+                return Err(end);
+            }
+            return Ok(Bound {
+                reader: stream.reader,
+                writer: stream.writer,
+                handle,
+                inbox,
+                overflow,
+                host: self.host.clone().unwrap_or_default(),
+            });
+        }
+    }
+}
+
+/// Channel-binding data of a server-side TLS stream.
+pub fn bindings_of(
+    ctx: &C2sContext,
+    tls: &tokio_rustls::server::TlsStream<TcpStream>,
+) -> ChannelBindings {
+    let (_, connection) = tls.get_ref();
+    let leaf = ctx
+        .tls
+        .resolver
+        .leaf_for(connection.server_name())
+        .map(|c| c.as_ref().to_vec());
+    ChannelBindings::from_connection(connection, leaf.as_deref())
+}

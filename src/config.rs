@@ -1,0 +1,342 @@
+//! Server configuration: one TOML file, overridable by `REMPART_*` environment variables.
+//!
+//! Every section refuses unknown keys, so a typo is a start-up error that names the key.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use thiserror::Error;
+
+use crate::modules::ModulesConfig;
+use crate::storage::BackendKind;
+
+/// Why a configuration could not be loaded.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    /// The file could not be read or a value did not fit its key.
+    #[error("{0}")]
+    Load(#[from] config::ConfigError),
+    /// The values parsed but contradict each other.
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Domains served and where data lives.
+    pub server: ServerConfig,
+    /// Storage backend.
+    pub storage: StorageConfig,
+    /// Certificates.
+    pub tls: TlsConfig,
+    /// Authentication policy.
+    pub auth: AuthConfig,
+    /// Resource limits.
+    pub limits: LimitsConfig,
+    /// Network listeners.
+    pub listeners: Vec<ListenerConfig>,
+    /// Per-module settings.
+    pub modules: ModulesConfig,
+    /// Logging.
+    pub log: LogConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            server: ServerConfig::default(),
+            storage: StorageConfig::default(),
+            tls: TlsConfig::default(),
+            auth: AuthConfig::default(),
+            limits: LimitsConfig::default(),
+            listeners: default_listeners(),
+            modules: ModulesConfig::default(),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+/// `[server]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// The domains (virtual hosts) this server is authoritative for.
+    pub hosts: Vec<String>,
+    /// Directory for the embedded store, generated certificates and the admin socket.
+    pub data_dir: PathBuf,
+    /// Path of the local admin socket (defaults to `<data_dir>/admin.sock`).
+    pub admin_socket: Option<PathBuf>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            hosts: vec!["localhost".to_owned()],
+            data_dir: PathBuf::from("./data"),
+            admin_socket: None,
+        }
+    }
+}
+
+impl ServerConfig {
+    /// Where the admin socket lives.
+    pub fn admin_socket_path(&self) -> PathBuf {
+        self.admin_socket
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("admin.sock"))
+    }
+}
+
+/// `[storage]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    /// `redb` (default), `sled` or `memory`.
+    pub backend: BackendKind,
+}
+
+/// `[tls]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// Certificate and key per host; hosts without one get a generated self-signed certificate.
+    pub certificates: Vec<CertificateConfig>,
+}
+
+/// One `[[tls.certificates]]` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CertificateConfig {
+    /// The host this certificate serves (matched by SNI).
+    pub host: String,
+    /// PEM certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// PEM private key.
+    pub key: PathBuf,
+}
+
+/// `[auth]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// Offer SASL PLAIN (only ever over TLS).
+    pub allow_plain: bool,
+    /// PBKDF2 iterations for newly stored SCRAM credentials.
+    pub scram_iterations: u32,
+    /// Failed authentications allowed per address and per account within `failure_window_secs`.
+    pub max_failures: u32,
+    /// Window of the failure counter, in seconds.
+    pub failure_window_secs: u64,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            allow_plain: false,
+            scram_iterations: 4096,
+            max_failures: 5,
+            failure_window_secs: 60,
+        }
+    }
+}
+
+/// `[limits]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Largest stanza accepted, in bytes.
+    pub max_stanza_size: usize,
+    /// Deepest element nesting accepted inside a stanza.
+    pub max_depth: usize,
+    /// Most attributes accepted on one element.
+    pub max_attributes: usize,
+    /// Seconds a connection may take to authenticate and bind.
+    pub negotiation_timeout_secs: u64,
+    /// Simultaneous connections accepted on all listeners.
+    pub max_connections: usize,
+    /// Seconds of silence after which the server pings a client.
+    pub idle_ping_secs: u64,
+    /// Seconds a pinged client has to answer before it is disconnected.
+    pub ping_timeout_secs: u64,
+    /// Stanzas queued for one session before it is treated as a slow consumer.
+    pub session_queue: usize,
+    /// Seconds a write to a client may block before the client is treated as dead.
+    pub write_timeout_secs: u64,
+    /// Most roster items per account.
+    pub max_roster_items: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_stanza_size: 256 * 1024,
+            max_depth: 48,
+            max_attributes: 64,
+            negotiation_timeout_secs: 30,
+            max_connections: 100_000,
+            idle_ping_secs: 300,
+            ping_timeout_secs: 60,
+            session_queue: 512,
+            write_timeout_secs: 30,
+            max_roster_items: 1000,
+        }
+    }
+}
+
+/// What a listener speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ListenerKind {
+    /// Client connections, STARTTLS (RFC 6120).
+    C2s,
+    /// Client connections, TLS from the first byte (XEP-0368, ALPN `xmpp-client`).
+    C2sDirectTls,
+}
+
+/// One `[[listeners]]` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerConfig {
+    /// Protocol of the listener.
+    pub kind: ListenerKind,
+    /// Address and port to bind.
+    pub address: SocketAddr,
+    /// Refuse authentication before TLS (always true for direct TLS).
+    #[serde(default = "yes")]
+    pub require_tls: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn default_listeners() -> Vec<ListenerConfig> {
+    let listen = |kind, port: u16| ListenerConfig {
+        kind,
+        address: SocketAddr::from(([0, 0, 0, 0], port)),
+        require_tls: true,
+    };
+    vec![
+        listen(ListenerKind::C2s, 5222),
+        listen(ListenerKind::C2sDirectTls, 5223),
+    ]
+}
+
+/// `[log]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// A `tracing` filter such as `info` or `rempart=debug`.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            level: "info".to_owned(),
+        }
+    }
+}
+
+impl Config {
+    /// Loads the file (if given) and applies `REMPART_*` overrides, e.g.
+    /// `REMPART_LIMITS__MAX_STANZA_SIZE=65536`.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let mut builder = config::Config::builder();
+        if let Some(path) = path {
+            builder = builder.add_source(
+                config::File::from(path.to_path_buf()).format(config::FileFormat::Toml),
+            );
+        }
+        builder = builder.add_source(
+            config::Environment::with_prefix("REMPART")
+                .prefix_separator("_")
+                .separator("__")
+                .try_parsing(true)
+                .list_separator(",")
+                .with_list_parse_key("server.hosts"),
+        );
+        let config: Config = builder.build()?.try_deserialize()?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Parses a TOML string (tests and `config check`).
+    pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+        let config: Config = config::Config::builder()
+            .add_source(config::File::from_str(text, config::FileFormat::Toml))
+            .build()?
+            .try_deserialize()?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks what serde cannot: cross-field consistency.
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |msg: String| Err(ConfigError::Invalid(msg));
+        if self.server.hosts.is_empty() {
+            return invalid("server.hosts: at least one host is required".into());
+        }
+        for host in &self.server.hosts {
+            if jid::BareJid::new(host)
+                .map(|j| j.node().is_some())
+                .unwrap_or(true)
+            {
+                return invalid(format!("server.hosts: {host:?} is not a valid domain"));
+            }
+        }
+        for cert in &self.tls.certificates {
+            if !self.server.hosts.contains(&cert.host) {
+                return invalid(format!(
+                    "tls.certificates: host {:?} is not in server.hosts",
+                    cert.host
+                ));
+            }
+        }
+        if self.limits.max_stanza_size < 4096 {
+            return invalid("limits.max_stanza_size: must be at least 4096 bytes".into());
+        }
+        if self.limits.max_depth < 4 {
+            return invalid("limits.max_depth: must be at least 4".into());
+        }
+        if self.limits.session_queue == 0 {
+            return invalid("limits.session_queue: must be at least 1".into());
+        }
+        if self.auth.scram_iterations < 4096 {
+            return invalid("auth.scram_iterations: must be at least 4096 (RFC 7677)".into());
+        }
+        Ok(())
+    }
+
+    /// True when `domain` is one of the hosts served here.
+    pub fn serves(&self, domain: &str) -> bool {
+        self.server.hosts.iter().any(|h| h == domain)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        let config = Config::from_toml("").expect("defaults");
+        assert_eq!(config.server.hosts, vec!["localhost".to_owned()]);
+        assert_eq!(config.listeners.len(), 2);
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let err = Config::from_toml("[limits]\nmax_stanza_sise = 5\n").unwrap_err();
+        assert!(err.to_string().contains("max_stanza_sise"), "{err}");
+    }
+
+    #[test]
+    fn bad_value_is_explained() {
+        let err = Config::from_toml("[limits]\nmax_stanza_size = 10\n").unwrap_err();
+        assert!(err.to_string().contains("max_stanza_size"), "{err}");
+    }
+}

@@ -1,0 +1,160 @@
+//! Rempart, an XMPP server with first-class OMEMO support.
+//!
+//! `Server::build(config)` wires storage, modules, the router and listeners;
+//! `Server::run(shutdown)` serves until the token is cancelled.
+
+pub mod accounts;
+pub mod admin;
+pub mod c2s;
+pub mod config;
+pub mod modules;
+pub mod net;
+pub mod router;
+pub mod sasl;
+pub mod storage;
+pub mod stream;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use thiserror::Error;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::info;
+
+use crate::accounts::Accounts;
+use crate::admin::AdminService;
+use crate::c2s::C2sContext;
+use crate::config::{Config, ListenerConfig};
+use crate::modules::{enabled_modules, Registry};
+use crate::net::tls::{TlsContext, TlsError};
+use crate::router::Router;
+use crate::storage::{Storage, StorageError};
+
+/// Why the server could not start or stopped abnormally.
+#[derive(Debug, Error)]
+pub enum ServerError {
+    /// Storage could not be opened.
+    #[error("storage: {0}")]
+    Storage(#[from] StorageError),
+    /// TLS could not be set up.
+    #[error("TLS: {0}")]
+    Tls(#[from] TlsError),
+    /// A listener could not bind.
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        /// The configured address.
+        address: SocketAddr,
+        /// The system error.
+        source: std::io::Error,
+    },
+    /// The admin socket could not be set up.
+    #[error("admin socket: {0}")]
+    Admin(std::io::Error),
+}
+
+/// A built server, listeners bound, ready to run.
+pub struct Server {
+    router: Arc<Router>,
+    tls: TlsContext,
+    listeners: Vec<(TcpListener, ListenerConfig)>,
+    admin: Option<AdminService>,
+}
+
+impl Server {
+    /// Opens storage, loads certificates, builds the modules and binds every listener.
+    pub async fn build(config: Config) -> Result<Server, ServerError> {
+        let storage = Storage::open(config.storage.backend, &config.server.data_dir)?;
+        Self::build_with_storage(config, storage, true).await
+    }
+
+    /// Like `build` with a given storage; `admin_socket` false skips the local admin socket
+    /// (in-process tests).
+    pub async fn build_with_storage(
+        config: Config,
+        storage: Storage,
+        admin_socket: bool,
+    ) -> Result<Server, ServerError> {
+        let config = Arc::new(config);
+        let tls = TlsContext::load(&config)?;
+        let accounts = Accounts::new(
+            storage.clone(),
+            config.server.hosts.clone(),
+            config.auth.scram_iterations,
+        );
+        let modules = enabled_modules(&config);
+        let registry = Registry::build(&modules);
+        let router = Arc::new(Router::new(config.clone(), storage, accounts, registry));
+        let mut listeners = Vec::new();
+        for listener in &config.listeners {
+            let bound = TcpListener::bind(listener.address)
+                .await
+                .map_err(|source| ServerError::Bind {
+                    address: listener.address,
+                    source,
+                })?;
+            listeners.push((bound, listener.clone()));
+        }
+        let admin = if admin_socket {
+            Some(
+                AdminService::bind(&config.server.admin_socket_path(), router.clone())
+                    .map_err(ServerError::Admin)?,
+            )
+        } else {
+            None
+        };
+        Ok(Server {
+            router,
+            tls,
+            listeners,
+            admin,
+        })
+    }
+
+    /// The addresses actually bound (ports resolved when configured as 0).
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.listeners
+            .iter()
+            .filter_map(|(l, _)| l.local_addr().ok())
+            .collect()
+    }
+
+    /// The router, for in-process tests and admin actions.
+    pub fn router(&self) -> Arc<Router> {
+        self.router.clone()
+    }
+
+    /// Serves until `shutdown` is cancelled, then closes every stream with
+    /// `system-shutdown` and flushes storage.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), ServerError> {
+        let tracker = TaskTracker::new();
+        let ctx = Arc::new(C2sContext::new(
+            self.router.clone(),
+            self.tls.clone(),
+            shutdown.clone(),
+        ));
+        let connections = Arc::new(Semaphore::new(self.router.config.limits.max_connections));
+        for (listener, config) in self.listeners {
+            tracker.spawn(net::listener::accept_loop(
+                listener,
+                config,
+                ctx.clone(),
+                connections.clone(),
+                tracker.clone(),
+                shutdown.clone(),
+            ));
+        }
+        if let Some(admin) = self.admin {
+            tracker.spawn(admin.serve(shutdown.clone()));
+        }
+        shutdown.cancelled().await;
+        info!("shutting down");
+        tracker.close();
+        tracker.wait().await;
+        self.router.storage.flush().await?;
+        info!("stopped");
+        Ok(())
+    }
+}

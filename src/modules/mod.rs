@@ -1,0 +1,329 @@
+//! The module contract: each feature registers its IQ handlers, event hooks, disco features
+//! and stream features as data; the router runs them.
+
+pub mod disco;
+pub mod offline;
+pub mod ping;
+pub mod presence;
+pub mod roster;
+pub mod time;
+pub mod version;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use jid::{BareJid, FullJid, Jid};
+use rempart_xep::disco::Identity;
+use rempart_xep::element::Element;
+use rempart_xep::stanza::{IqType, StanzaError};
+use serde::Deserialize;
+
+use crate::router::{Router, SessionHandle};
+
+/// A XEP (or RFC) a module implements, with the version implemented; feeds the README table.
+#[derive(Debug, Clone, Copy)]
+pub struct Implements {
+    /// e.g. "XEP-0160" or "RFC 6121".
+    pub spec: &'static str,
+    /// The version of the specification implemented.
+    pub version: &'static str,
+    /// What is supported, in a few words.
+    pub note: &'static str,
+}
+
+/// Whether later hooks still run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    /// Let the next hook (or the default behaviour) run.
+    Continue,
+    /// The event is fully handled.
+    Stop,
+}
+
+/// Hook ordering: lower runs first.
+pub mod priority {
+    /// Checks and policy that may veto an event.
+    pub const POLICY: i32 = 100;
+    /// The module that normally handles the event.
+    pub const HANDLER: i32 = 500;
+    /// Last-resort handling (storage of undeliverable data).
+    pub const FALLBACK: i32 = 900;
+}
+
+/// Which events a hook receives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum HookPoint {
+    /// See [`Event::MessageFromClient`].
+    MessageFromClient,
+    /// See [`Event::MessageUndeliverable`].
+    MessageUndeliverable,
+    /// See [`Event::PresenceFromClient`].
+    PresenceFromClient,
+    /// See [`Event::PresenceToAccount`].
+    PresenceToAccount,
+    /// See [`Event::SessionAvailable`].
+    SessionAvailable,
+    /// See [`Event::SessionClosed`].
+    SessionClosed,
+}
+
+/// Something that happened, handed to the hooks registered for it.
+#[derive(Debug)]
+pub enum Event<'a> {
+    /// A local session sent a message (`from` already stamped), before delivery.
+    MessageFromClient {
+        /// The sending session.
+        session: &'a SessionHandle,
+        /// The message.
+        message: &'a Element,
+    },
+    /// A chat/normal message for a local account found no available resource.
+    MessageUndeliverable {
+        /// The recipient account.
+        to: &'a BareJid,
+        /// The message.
+        message: &'a Element,
+    },
+    /// A local session sent a presence stanza (`from` already stamped).
+    PresenceFromClient {
+        /// The sending session.
+        session: &'a SessionHandle,
+        /// The presence.
+        presence: &'a Element,
+    },
+    /// A presence stanza arrived for a local account (bare or full JID).
+    PresenceToAccount {
+        /// The addressed JID.
+        to: &'a Jid,
+        /// The presence.
+        presence: &'a Element,
+    },
+    /// A session sent its initial available presence.
+    SessionAvailable {
+        /// The session.
+        session: &'a SessionHandle,
+    },
+    /// A session ended.
+    SessionClosed {
+        /// Its full JID.
+        jid: &'a FullJid,
+        /// Whether it was available (so contacts must be told it left).
+        was_available: bool,
+        /// Who got directed presence from it.
+        directed: &'a [Jid],
+    },
+}
+
+impl Event<'_> {
+    /// The hook point of this event.
+    pub fn point(&self) -> HookPoint {
+        match self {
+            Event::MessageFromClient { .. } => HookPoint::MessageFromClient,
+            Event::MessageUndeliverable { .. } => HookPoint::MessageUndeliverable,
+            Event::PresenceFromClient { .. } => HookPoint::PresenceFromClient,
+            Event::PresenceToAccount { .. } => HookPoint::PresenceToAccount,
+            Event::SessionAvailable { .. } => HookPoint::SessionAvailable,
+            Event::SessionClosed { .. } => HookPoint::SessionClosed,
+        }
+    }
+}
+
+/// A hook on events.
+#[async_trait]
+pub trait EventHook: Send + Sync {
+    /// Handles the event; `Stop` prevents later hooks and the default behaviour.
+    async fn on_event(&self, router: &Router, event: &Event<'_>) -> Flow;
+}
+
+/// Who an IQ is addressed to, for handler lookup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum IqScope {
+    /// The server itself (`to` is a served domain).
+    Server,
+    /// An account (`to` is a local bare JID, or absent meaning the sender's own account).
+    Account,
+}
+
+/// An IQ request as handed to a handler, with addresses already checked.
+#[derive(Debug, Clone)]
+pub struct IqRequest {
+    /// The sender.
+    pub from: Jid,
+    /// The addressee (a domain or a bare JID; the sender's own bare JID when `to` was absent).
+    pub to: Jid,
+    /// `get` or `set`.
+    pub iq_type: IqType,
+    /// The whole `<iq/>`.
+    pub stanza: Element,
+    /// The single payload child.
+    pub payload: Element,
+}
+
+impl IqRequest {
+    /// True when the sender is a resource of the addressed account.
+    pub fn from_owner(&self) -> bool {
+        self.from.to_bare() == self.to.to_bare()
+    }
+}
+
+/// A handler's answer: a payload for the result, or a stanza error.
+pub type IqResult = Result<Option<Element>, StanzaError>;
+
+/// An IQ handler for one payload (namespace, element) in one scope.
+#[async_trait]
+pub trait IqHandler: Send + Sync {
+    /// Answers the request.
+    async fn handle(&self, router: &Router, request: IqRequest) -> IqResult;
+}
+
+/// What modules register, collected at start.
+#[derive(Default)]
+pub struct Registrar {
+    iq_handlers: HashMap<(IqScope, String, String), Arc<dyn IqHandler>>,
+    hooks: HashMap<HookPoint, Vec<(i32, Arc<dyn EventHook>)>>,
+    server_features: Vec<String>,
+    account_features: Vec<String>,
+    server_identities: Vec<Identity>,
+    stream_features: Vec<Element>,
+}
+
+impl Registrar {
+    /// Handles IQs whose payload is `<name xmlns=ns>` addressed in `scope`.
+    pub fn iq(&mut self, scope: IqScope, ns: &str, name: &str, handler: Arc<dyn IqHandler>) {
+        self.iq_handlers
+            .insert((scope, ns.to_owned(), name.to_owned()), handler);
+    }
+
+    /// Runs `hook` on every event of `point`, ordered by `priority`.
+    pub fn hook(&mut self, point: HookPoint, priority: i32, hook: Arc<dyn EventHook>) {
+        let hooks = self.hooks.entry(point).or_default();
+        hooks.push((priority, hook));
+        hooks.sort_by_key(|(p, _)| *p);
+    }
+
+    /// Advertises a feature in the server's disco#info.
+    pub fn server_feature(&mut self, var: &str) {
+        self.server_features.push(var.to_owned());
+    }
+
+    /// Advertises a feature in every account's disco#info.
+    pub fn account_feature(&mut self, var: &str) {
+        self.account_features.push(var.to_owned());
+    }
+
+    /// Adds an identity to the server's disco#info.
+    pub fn server_identity(&mut self, identity: Identity) {
+        self.server_identities.push(identity);
+    }
+
+    /// Offers an element in the stream features after authentication.
+    pub fn stream_feature(&mut self, feature: Element) {
+        self.stream_features.push(feature);
+    }
+}
+
+/// The registrations of all enabled modules, frozen.
+pub struct Registry {
+    iq_handlers: HashMap<(IqScope, String, String), Arc<dyn IqHandler>>,
+    hooks: HashMap<HookPoint, Vec<Arc<dyn EventHook>>>,
+    /// Features of the server's disco#info, sorted.
+    pub server_features: Vec<String>,
+    /// Features of each account's disco#info, sorted.
+    pub account_features: Vec<String>,
+    /// Identities of the server.
+    pub server_identities: Vec<Identity>,
+    /// Stream features offered after authentication.
+    pub stream_features: Vec<Element>,
+    /// What the enabled modules implement.
+    pub implements: Vec<Implements>,
+}
+
+impl Registry {
+    /// Freezes what the modules registered.
+    pub fn build(modules: &[Arc<dyn Module>]) -> Registry {
+        let mut registrar = Registrar::default();
+        let mut implements = Vec::new();
+        for module in modules {
+            module.clone().register(&mut registrar);
+            implements.extend_from_slice(module.implements());
+        }
+        let mut server_features = registrar.server_features;
+        server_features.sort();
+        server_features.dedup();
+        let mut account_features = registrar.account_features;
+        account_features.sort();
+        account_features.dedup();
+        Registry {
+            iq_handlers: registrar.iq_handlers,
+            hooks: registrar
+                .hooks
+                .into_iter()
+                .map(|(point, hooks)| (point, hooks.into_iter().map(|(_, h)| h).collect()))
+                .collect(),
+            server_features,
+            account_features,
+            server_identities: registrar.server_identities,
+            stream_features: registrar.stream_features,
+            implements,
+        }
+    }
+
+    /// The handler for a payload, if any.
+    pub fn iq_handler(&self, scope: IqScope, payload: &Element) -> Option<Arc<dyn IqHandler>> {
+        self.iq_handlers
+            .get(&(scope, payload.ns().to_owned(), payload.name().to_owned()))
+            .cloned()
+    }
+
+    /// The hooks of an event point, in order.
+    pub fn hooks(&self, point: HookPoint) -> &[Arc<dyn EventHook>] {
+        self.hooks.get(&point).map(Vec::as_slice).unwrap_or(&[])
+    }
+}
+
+/// A compiled-in feature of the server.
+pub trait Module: Send + Sync {
+    /// Short name, as used in the `[modules.<name>]` config section.
+    fn name(&self) -> &'static str;
+    /// The specifications it implements.
+    fn implements(&self) -> &'static [Implements];
+    /// Registers handlers, hooks and features.
+    fn register(self: Arc<Self>, registrar: &mut Registrar);
+}
+
+/// `[modules]`: one section per configurable module.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModulesConfig {
+    /// `[modules.offline]`
+    pub offline: offline::OfflineConfig,
+    /// `[modules.version]`
+    pub version: version::VersionConfig,
+}
+
+/// Builds every module the configuration enables, dependencies first.
+pub fn enabled_modules(router_config: &crate::config::Config) -> Vec<Arc<dyn Module>> {
+    let config = &router_config.modules;
+    let rosters = Arc::new(roster::RosterModule::new(
+        router_config.limits.max_roster_items,
+    ));
+    let mut modules: Vec<Arc<dyn Module>> = vec![
+        rosters.clone(),
+        Arc::new(presence::PresenceModule::new(rosters.clone())),
+        Arc::new(disco::DiscoModule),
+        Arc::new(ping::PingModule),
+        Arc::new(time::TimeModule),
+    ];
+    if config.version.enabled {
+        modules.push(Arc::new(version::VersionModule::new(
+            config.version.clone(),
+        )));
+    }
+    if config.offline.enabled {
+        modules.push(Arc::new(offline::OfflineModule::new(
+            config.offline.clone(),
+        )));
+    }
+    modules
+}

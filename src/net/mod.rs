@@ -1,0 +1,5 @@
+//! Network plumbing: listeners, transports and TLS.
+
+pub mod listener;
+pub mod tls;
+pub mod transport;

@@ -1,0 +1,464 @@
+//! The router: checks and stamps `from`, classifies the destination, runs the hooks registered
+//! for it and, by default, delivers per RFC 6121 §8.5. It holds senders, never sockets.
+
+mod sessions;
+
+use std::sync::Arc;
+
+use jid::{BareJid, FullJid, Jid};
+use rempart_xep::element::Element;
+use rempart_xep::stanza::{
+    error_reply, iq_payload, iq_result, is_error, Condition, IqType, MessageType, StanzaError,
+    StanzaKind,
+};
+use rempart_xep::stream::{StreamError, StreamErrorCondition};
+use tracing::{debug, warn};
+
+pub use sessions::{PresenceState, SessionCommand, SessionEntry, SessionHandle, SessionTable};
+
+use crate::accounts::Accounts;
+use crate::config::Config;
+use crate::modules::{Event, Flow, IqRequest, IqScope, Registry};
+use crate::storage::Storage;
+
+/// Where a stanza is going, as far as routing is concerned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Destination {
+    /// A domain served here.
+    LocalHost(String),
+    /// A bare JID on a domain served here.
+    LocalBare(BareJid),
+    /// A full JID on a domain served here.
+    LocalFull(FullJid),
+    /// Anything on another domain.
+    Remote(Jid),
+}
+
+/// The routing core shared by every connection.
+pub struct Router {
+    /// The configuration the server started with.
+    pub config: Arc<Config>,
+    /// Storage for modules.
+    pub storage: Storage,
+    /// Account service.
+    pub accounts: Accounts,
+    /// Bound sessions.
+    pub sessions: SessionTable,
+    /// What the modules registered.
+    pub registry: Registry,
+}
+
+impl Router {
+    /// A router over the given parts.
+    pub fn new(
+        config: Arc<Config>,
+        storage: Storage,
+        accounts: Accounts,
+        registry: Registry,
+    ) -> Self {
+        Router {
+            config,
+            storage,
+            accounts,
+            sessions: SessionTable::default(),
+            registry,
+        }
+    }
+
+    /// Classifies a JID.
+    pub fn destination(&self, jid: &Jid) -> Destination {
+        let domain = jid.domain().as_str();
+        if !self.config.serves(domain) {
+            return Destination::Remote(jid.clone());
+        }
+        match (jid.node(), jid.try_as_full()) {
+            (None, _) => Destination::LocalHost(domain.to_owned()),
+            (Some(_), Ok(full)) => Destination::LocalFull(full.clone()),
+            (Some(_), Err(bare)) => Destination::LocalBare(bare.clone()),
+        }
+    }
+
+    /// Runs the hooks of an event until one stops it.
+    pub async fn run_hooks(&self, event: Event<'_>) -> Flow {
+        for hook in self.registry.hooks(event.point()) {
+            if hook.on_event(self, &event).await == Flow::Stop {
+                return Flow::Stop;
+            }
+        }
+        Flow::Continue
+    }
+
+    /// Handles a stanza sent by a bound local session. A stream error closes that session.
+    pub async fn handle_from_client(
+        &self,
+        session: &SessionHandle,
+        mut stanza: Element,
+    ) -> Result<(), StreamError> {
+        let Some(kind) = StanzaKind::of(&stanza) else {
+            return Err(StreamError::with_text(
+                StreamErrorCondition::UnsupportedStanzaType,
+                format!("<{}/> is not a stanza", stanza.name()),
+            ));
+        };
+        if let Some(from) = stanza.get_attr("from") {
+            let claimed = Jid::new(from).map_err(|_| invalid_from())?;
+            let own_full = Jid::from(session.jid.clone());
+            let own_bare = Jid::from(session.jid.to_bare());
+            if claimed != own_full && claimed != own_bare {
+                return Err(invalid_from());
+            }
+        }
+        stanza.set_attr("from", session.jid.to_string());
+        debug!(kind = ?kind, id = stanza.get_attr("id"), "stanza from client");
+        let to = match stanza.get_attr("to").map(Jid::new) {
+            None => None,
+            Some(Ok(jid)) => Some(jid),
+            Some(Err(_)) => {
+                self.bounce(&stanza, Condition::JidMalformed);
+                return Ok(());
+            }
+        };
+        match kind {
+            StanzaKind::Iq => self.handle_iq(stanza, to, Some(session)).await,
+            StanzaKind::Message => {
+                if self
+                    .run_hooks(Event::MessageFromClient {
+                        session,
+                        message: &stanza,
+                    })
+                    .await
+                    == Flow::Stop
+                {
+                    return Ok(());
+                }
+                let to = to.unwrap_or_else(|| Jid::from(session.jid.to_bare()));
+                self.deliver_message(stanza, &to).await;
+            }
+            StanzaKind::Presence => {
+                if self
+                    .run_hooks(Event::PresenceFromClient {
+                        session,
+                        presence: &stanza,
+                    })
+                    .await
+                    == Flow::Stop
+                {
+                    return Ok(());
+                }
+                if let Some(to) = to {
+                    self.route_presence(stanza, &to).await;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Routes a stanza that did not come from a local client session (generated by the
+    /// server or a module; later also received from other servers). `from` must be set.
+    pub async fn route(&self, stanza: Element) {
+        let Some(to) = stanza.get_attr("to").and_then(|t| Jid::new(t).ok()) else {
+            debug!("dropping a stanza without a valid 'to'");
+            return;
+        };
+        match StanzaKind::of(&stanza) {
+            Some(StanzaKind::Message) => self.deliver_message(stanza, &to).await,
+            Some(StanzaKind::Presence) => self.route_presence(stanza, &to).await,
+            Some(StanzaKind::Iq) => self.handle_iq(stanza, Some(to), None).await,
+            None => debug!("dropping a non-stanza element"),
+        }
+    }
+
+    /// Sends an error reply for `stanza` back to its sender (never for errors).
+    pub fn bounce(&self, stanza: &Element, condition: Condition) {
+        self.bounce_with(stanza, StanzaError::new(condition));
+    }
+
+    /// Sends a specific error reply for `stanza` back to its sender.
+    pub fn bounce_with(&self, stanza: &Element, error: StanzaError) {
+        if is_error(stanza) || stanza.get_attr("type") == Some("result") {
+            return;
+        }
+        let reply = error_reply(stanza, &error);
+        self.send_local(reply);
+    }
+
+    /// Delivers a stanza to a local full JID if it is online; false otherwise.
+    pub fn send_to_full(&self, jid: &FullJid, stanza: Element) -> bool {
+        match self.sessions.get(jid) {
+            Some(entry) => entry.handle.send(stanza),
+            None => false,
+        }
+    }
+
+    /// Delivers a server-generated reply to its local `to` (full JIDs only; bare JIDs get
+    /// every session). Replies are never re-routed remotely here.
+    pub fn send_local(&self, stanza: Element) {
+        let Some(to) = stanza.get_attr("to").and_then(|t| Jid::new(t).ok()) else {
+            return;
+        };
+        match to.try_as_full() {
+            Ok(full) => {
+                self.send_to_full(full, stanza);
+            }
+            Err(bare) => {
+                for entry in self.sessions.of_account(bare) {
+                    entry.handle.send(stanza.clone());
+                }
+            }
+        }
+    }
+
+    async fn handle_iq(&self, stanza: Element, to: Option<Jid>, session: Option<&SessionHandle>) {
+        let Some(iq_type) = IqType::of(&stanza) else {
+            self.bounce_with(
+                &stanza,
+                StanzaError::new(Condition::BadRequest).with_text("missing or unknown type"),
+            );
+            return;
+        };
+        if stanza.get_attr("id").is_none() {
+            self.bounce_with(
+                &stanza,
+                StanzaError::new(Condition::BadRequest).with_text("missing id"),
+            );
+            return;
+        }
+        let Some(from) = stanza.get_attr("from").and_then(|f| Jid::new(f).ok()) else {
+            return;
+        };
+        let destination = match &to {
+            Some(to) => self.destination(to),
+            None => Destination::LocalBare(from.to_bare()),
+        };
+        match destination {
+            Destination::LocalFull(full) => {
+                if !self.send_to_full(&full, stanza.clone()) && iq_type.is_request() {
+                    self.bounce(&stanza, Condition::ServiceUnavailable);
+                }
+            }
+            Destination::Remote(_) => {
+                if iq_type.is_request() {
+                    self.bounce(&stanza, Condition::RemoteServerNotFound);
+                }
+            }
+            Destination::LocalHost(host) => {
+                if iq_type.is_request() {
+                    let to = Jid::new(&host).unwrap_or_else(|_| from.clone());
+                    self.answer_iq(IqScope::Server, stanza, from, to, iq_type)
+                        .await;
+                }
+            }
+            Destination::LocalBare(bare) => {
+                if iq_type.is_request() {
+                    let addressed_self = session.is_some_and(|s| s.jid.to_bare() == bare);
+                    if !addressed_self && !self.account_exists(&bare).await {
+                        self.bounce(&stanza, Condition::ServiceUnavailable);
+                        return;
+                    }
+                    self.answer_iq(IqScope::Account, stanza, from, Jid::from(bare), iq_type)
+                        .await;
+                }
+            }
+        }
+    }
+
+    async fn answer_iq(
+        &self,
+        scope: IqScope,
+        stanza: Element,
+        from: Jid,
+        to: Jid,
+        iq_type: IqType,
+    ) {
+        let Some(payload) = iq_payload(&stanza).cloned() else {
+            self.bounce_with(
+                &stanza,
+                StanzaError::new(Condition::BadRequest)
+                    .with_text("an IQ needs exactly one payload"),
+            );
+            return;
+        };
+        let Some(handler) = self.registry.iq_handler(scope, &payload) else {
+            self.bounce(&stanza, Condition::ServiceUnavailable);
+            return;
+        };
+        let mut reply_to = stanza.clone();
+        reply_to.set_attr("to", to.to_string());
+        let request = IqRequest {
+            from,
+            to,
+            iq_type,
+            stanza,
+            payload,
+        };
+        match handler.handle(self, request).await {
+            Ok(result) => self.send_local(iq_result(&reply_to, result)),
+            Err(error) => self.bounce_with(&reply_to, error),
+        }
+    }
+
+    /// True when the bare JID is an existing local account (storage errors count as no).
+    pub async fn account_exists(&self, bare: &BareJid) -> bool {
+        match self.accounts.exists(bare).await {
+            Ok(exists) => exists,
+            Err(error) => {
+                warn!(%error, "account lookup failed");
+                false
+            }
+        }
+    }
+
+    /// RFC 6121 §8.5 message delivery.
+    pub async fn deliver_message(&self, message: Element, to: &Jid) {
+        let message_type = MessageType::of(&message);
+        match self.destination(to) {
+            Destination::Remote(_) => self.bounce(&message, Condition::RemoteServerNotFound),
+            Destination::LocalHost(_) => self.bounce(&message, Condition::ServiceUnavailable),
+            Destination::LocalFull(full) => {
+                if self.send_to_full(&full, message.clone()) {
+                    return;
+                }
+                match message_type {
+                    MessageType::Chat | MessageType::Normal | MessageType::Headline => {
+                        self.deliver_to_bare(message, &full.to_bare(), message_type)
+                            .await
+                    }
+                    MessageType::Groupchat => self.bounce(&message, Condition::ServiceUnavailable),
+                    MessageType::Error => {}
+                }
+            }
+            Destination::LocalBare(bare) => {
+                self.deliver_to_bare(message, &bare, message_type).await
+            }
+        }
+    }
+
+    async fn deliver_to_bare(&self, message: Element, bare: &BareJid, message_type: MessageType) {
+        if !self.account_exists(bare).await {
+            if matches!(message_type, MessageType::Chat | MessageType::Normal) {
+                self.bounce(&message, Condition::ServiceUnavailable);
+            }
+            return;
+        }
+        let available: Vec<SessionEntry> = self
+            .sessions
+            .of_account(bare)
+            .into_iter()
+            .filter(|e| e.presence.available.is_some() && e.presence.priority >= 0)
+            .collect();
+        let delivered = match message_type {
+            MessageType::Chat | MessageType::Normal => {
+                let top = available.iter().map(|e| e.presence.priority).max();
+                available
+                    .iter()
+                    .filter(|e| Some(e.presence.priority) == top)
+                    .fold(false, |any, e| e.handle.send(message.clone()) || any)
+            }
+            MessageType::Headline => available
+                .iter()
+                .fold(false, |any, e| e.handle.send(message.clone()) || any),
+            MessageType::Groupchat => {
+                self.bounce(&message, Condition::ServiceUnavailable);
+                return;
+            }
+            MessageType::Error => return,
+        };
+        if delivered || message_type == MessageType::Headline {
+            return;
+        }
+        let flow = self
+            .run_hooks(Event::MessageUndeliverable {
+                to: bare,
+                message: &message,
+            })
+            .await;
+        if flow == Flow::Continue {
+            self.bounce(&message, Condition::ServiceUnavailable);
+        }
+    }
+
+    /// Routes a presence stanza to its addressee.
+    pub async fn route_presence(&self, presence: Element, to: &Jid) {
+        match self.destination(to) {
+            Destination::Remote(_) => {
+                if presence.get_attr("type").is_none() || presence.get_attr("type") == Some("probe")
+                {
+                    debug!("presence to a remote domain dropped: no server-to-server link");
+                }
+            }
+            Destination::LocalHost(_) => {}
+            Destination::LocalBare(_) | Destination::LocalFull(_) => {
+                if self
+                    .run_hooks(Event::PresenceToAccount {
+                        to,
+                        presence: &presence,
+                    })
+                    .await
+                    == Flow::Stop
+                {
+                    return;
+                }
+                self.deliver_presence_default(presence, to);
+            }
+        }
+    }
+
+    /// Default presence delivery: a full JID gets it if online, a bare JID's available
+    /// resources all get it.
+    pub fn deliver_presence_default(&self, presence: Element, to: &Jid) {
+        match to.try_as_full() {
+            Ok(full) => {
+                self.send_to_full(full, presence);
+            }
+            Err(bare) => {
+                for entry in self.sessions.of_account(bare) {
+                    if entry.presence.available.is_some() {
+                        entry.handle.send(presence.clone());
+                    }
+                }
+            }
+        }
+    }
+
+    /// Registers a bound session; an older session with the same full JID gets `conflict`.
+    pub fn register_session(&self, handle: SessionHandle) {
+        if let Some(replaced) = self.sessions.insert(handle) {
+            replaced.close(StreamError::with_text(
+                StreamErrorCondition::Conflict,
+                "replaced by a new connection",
+            ));
+        }
+    }
+
+    /// Unregisters a session and runs the hooks for its end.
+    pub async fn unregister_session(&self, handle: &SessionHandle) {
+        if let Some(state) = self.sessions.remove(handle) {
+            self.run_hooks(Event::SessionClosed {
+                jid: &handle.jid,
+                was_available: state.available.is_some(),
+                directed: &state.directed,
+            })
+            .await;
+        }
+    }
+
+    /// The hosts served, for disco items and checks.
+    pub fn hosts(&self) -> &[String] {
+        &self.config.server.hosts
+    }
+}
+
+fn invalid_from() -> StreamError {
+    StreamError::with_text(
+        StreamErrorCondition::InvalidFrom,
+        "the 'from' does not match the authenticated address",
+    )
+}
+
+/// True when a presence stanza is a subscription-management one (RFC 6121 §3).
+pub fn is_subscription_presence(presence: &Element) -> bool {
+    matches!(
+        presence.get_attr("type"),
+        Some("subscribe" | "subscribed" | "unsubscribe" | "unsubscribed")
+    )
+}

@@ -1,0 +1,185 @@
+//! The session table: `BareJid → {resource → SessionEntry}`. Holds senders, never sockets.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::RwLock;
+
+use jid::{BareJid, FullJid};
+use rempart_xep::element::Element;
+use rempart_xep::stream::StreamError;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// What the router can ask of a session actor.
+#[derive(Debug)]
+pub enum SessionCommand {
+    /// Write this stanza to the client.
+    Stanza(Element),
+    /// Close the stream with this error.
+    Close(StreamError),
+}
+
+static NEXT_SESSION_ID: AtomicU64 = AtomicU64::new(1);
+
+/// A cheap handle on a session actor.
+#[derive(Debug, Clone)]
+pub struct SessionHandle {
+    /// The bound full JID.
+    pub jid: FullJid,
+    /// Unique per session, to tell a replaced session from its successor.
+    pub id: u64,
+    tx: mpsc::Sender<SessionCommand>,
+    overflow: CancellationToken,
+}
+
+impl SessionHandle {
+    /// A handle and the receiving end of its inbox.
+    pub fn new(
+        jid: FullJid,
+        capacity: usize,
+    ) -> (
+        SessionHandle,
+        mpsc::Receiver<SessionCommand>,
+        CancellationToken,
+    ) {
+        let (tx, rx) = mpsc::channel(capacity);
+        let overflow = CancellationToken::new();
+        let handle = SessionHandle {
+            jid,
+            id: NEXT_SESSION_ID.fetch_add(1, Ordering::Relaxed),
+            tx,
+            overflow: overflow.clone(),
+        };
+        (handle, rx, overflow)
+    }
+
+    /// Queues a stanza; a full inbox marks the session as a slow consumer to be dropped.
+    pub fn send(&self, stanza: Element) -> bool {
+        match self.tx.try_send(SessionCommand::Stanza(stanza)) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.overflow.cancel();
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+
+    /// Asks the session to close with a stream error.
+    pub fn close(&self, error: StreamError) {
+        if self.tx.try_send(SessionCommand::Close(error)).is_err() {
+            self.overflow.cancel();
+        }
+    }
+}
+
+/// Presence state the router keeps per session.
+#[derive(Debug, Clone, Default)]
+pub struct PresenceState {
+    /// The last broadcast available presence, `None` while unavailable.
+    pub available: Option<Element>,
+    /// Its priority.
+    pub priority: i8,
+    /// The session asked for the roster (gets roster pushes).
+    pub interested: bool,
+    /// JIDs that got directed presence and must get `unavailable` when the session leaves.
+    pub directed: Vec<jid::Jid>,
+}
+
+/// One row of the table.
+#[derive(Debug, Clone)]
+pub struct SessionEntry {
+    /// The actor.
+    pub handle: SessionHandle,
+    /// Presence state.
+    pub presence: PresenceState,
+}
+
+/// All bound sessions.
+#[derive(Debug, Default)]
+pub struct SessionTable {
+    by_account: RwLock<HashMap<BareJid, HashMap<String, SessionEntry>>>,
+}
+
+impl SessionTable {
+    /// Registers a session, returning the one it replaces (same full JID), if any.
+    pub fn insert(&self, handle: SessionHandle) -> Option<SessionHandle> {
+        let mut table = self.by_account.write().unwrap_or_else(|e| e.into_inner());
+        let resources = table.entry(handle.jid.to_bare()).or_default();
+        let resource = handle.jid.resource().to_string();
+        resources
+            .insert(
+                resource,
+                SessionEntry {
+                    handle,
+                    presence: PresenceState::default(),
+                },
+            )
+            .map(|old| old.handle)
+    }
+
+    /// Removes the session if it is still the registered one; returns its last state.
+    pub fn remove(&self, handle: &SessionHandle) -> Option<PresenceState> {
+        let mut table = self.by_account.write().unwrap_or_else(|e| e.into_inner());
+        let bare = handle.jid.to_bare();
+        let resources = table.get_mut(&bare)?;
+        let resource = handle.jid.resource().as_str();
+        if resources.get(resource).map(|e| e.handle.id) != Some(handle.id) {
+            return None;
+        }
+        let removed = resources.remove(resource).map(|e| e.presence);
+        if resources.is_empty() {
+            table.remove(&bare);
+        }
+        removed
+    }
+
+    /// True when a session with this full JID exists.
+    pub fn contains(&self, jid: &FullJid) -> bool {
+        self.get(jid).is_some()
+    }
+
+    /// The session bound to a full JID.
+    pub fn get(&self, jid: &FullJid) -> Option<SessionEntry> {
+        let table = self.by_account.read().unwrap_or_else(|e| e.into_inner());
+        table
+            .get(&jid.to_bare())?
+            .get(jid.resource().as_str())
+            .cloned()
+    }
+
+    /// All sessions of an account.
+    pub fn of_account(&self, bare: &BareJid) -> Vec<SessionEntry> {
+        let table = self.by_account.read().unwrap_or_else(|e| e.into_inner());
+        table
+            .get(bare)
+            .map(|resources| resources.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Updates the presence state of a session (no-op if it is gone).
+    pub fn update(&self, jid: &FullJid, change: impl FnOnce(&mut PresenceState)) {
+        let mut table = self.by_account.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(entry) = table
+            .get_mut(&jid.to_bare())
+            .and_then(|r| r.get_mut(jid.resource().as_str()))
+        {
+            change(&mut entry.presence);
+        }
+    }
+
+    /// Every session (for shutdown and statistics).
+    pub fn all(&self) -> Vec<SessionHandle> {
+        let table = self.by_account.read().unwrap_or_else(|e| e.into_inner());
+        table
+            .values()
+            .flat_map(|resources| resources.values().map(|e| e.handle.clone()))
+            .collect()
+    }
+
+    /// Number of bound sessions.
+    pub fn count(&self) -> usize {
+        let table = self.by_account.read().unwrap_or_else(|e| e.into_inner());
+        table.values().map(HashMap::len).sum()
+    }
+}

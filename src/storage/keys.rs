@@ -1,0 +1,143 @@
+//! The key layout of the typed stores: `host 0x00 module 0x00 user 0x00 [rest]`.
+
+use crate::storage::StorageError;
+
+/// Ends each name in a key; names never contain it.
+const SEPARATOR: u8 = 0x00;
+
+/// A byte that never occurs in UTF-8, so `module_prefix + PAST_NAMES` sorts after every key of
+/// that module and before the next module.
+const PAST_NAMES: u8 = 0xFF;
+
+/// The (host, module) a typed store is scoped to.
+#[derive(Debug, Clone)]
+pub(crate) struct Scope {
+    host: String,
+    module: &'static str,
+}
+
+impl Scope {
+    /// Scopes a store; the names are checked when a key is built.
+    pub(crate) fn new(host: &str, module: &'static str) -> Self {
+        Scope {
+            host: host.to_owned(),
+            module,
+        }
+    }
+
+    /// `host 0x00 module 0x00`: the prefix of every key of this store.
+    pub(crate) fn prefix(&self) -> Result<Vec<u8>, StorageError> {
+        let mut key = host_prefix(&self.host)?;
+        push_part(&mut key, self.module, "module")?;
+        Ok(key)
+    }
+
+    /// `host 0x00 module 0x00 user 0x00`: the prefix of every key `user` has in this store.
+    pub(crate) fn user_prefix(&self, user: &str) -> Result<Vec<u8>, StorageError> {
+        let mut key = self.prefix()?;
+        push_part(&mut key, user, "user")?;
+        Ok(key)
+    }
+}
+
+/// `host 0x00`: the prefix of every key of a host.
+pub(crate) fn host_prefix(host: &str) -> Result<Vec<u8>, StorageError> {
+    let mut key = Vec::with_capacity(host.len() + 1);
+    push_part(&mut key, host, "host")?;
+    Ok(key)
+}
+
+/// Refuses a name containing the separator; `what` says which name, for the error.
+pub(crate) fn check_part(part: &str, what: &'static str) -> Result<(), StorageError> {
+    if part.as_bytes().contains(&SEPARATOR) {
+        return Err(StorageError::InvalidKeyPart(what));
+    }
+    Ok(())
+}
+
+/// Appends `part` and its separator to `key`.
+pub(crate) fn push_part(
+    key: &mut Vec<u8>,
+    part: &str,
+    what: &'static str,
+) -> Result<(), StorageError> {
+    check_part(part, what)?;
+    key.extend_from_slice(part.as_bytes());
+    key.push(SEPARATOR);
+    Ok(())
+}
+
+/// The name that starts right after `prefix` in `key`, e.g. the user after a scope prefix.
+pub(crate) fn name_after(key: &[u8], prefix: &[u8]) -> Result<String, StorageError> {
+    let rest = key
+        .strip_prefix(prefix)
+        .ok_or_else(|| StorageError::Codec("key outside its prefix".into()))?;
+    let end = rest
+        .iter()
+        .position(|byte| *byte == SEPARATOR)
+        .ok_or_else(|| StorageError::Codec("key name without separator".into()))?;
+    String::from_utf8(rest[..end].to_vec()).map_err(StorageError::codec)
+}
+
+/// `host 0x00 module 0x00` of `key`, whose host prefix is `host_prefix_len` bytes long.
+pub(crate) fn module_prefix_of(
+    key: &[u8],
+    host_prefix_len: usize,
+) -> Result<Vec<u8>, StorageError> {
+    let module_len = key
+        .get(host_prefix_len..)
+        .and_then(|rest| rest.iter().position(|byte| *byte == SEPARATOR))
+        .ok_or_else(|| StorageError::Codec("key without a module".into()))?;
+    Ok(key[..host_prefix_len + module_len + 1].to_vec())
+}
+
+/// A key sorting after every key under `module_prefix` and before any other module's keys.
+pub(crate) fn past_module(mut module_prefix: Vec<u8>) -> Vec<u8> {
+    module_prefix.push(PAST_NAMES);
+    module_prefix
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_prefix_separates_every_name() {
+        let scope = Scope::new("example.org", "roster");
+        let key = scope.user_prefix("alice").expect("valid names");
+        assert_eq!(key, b"example.org\0roster\0alice\0");
+    }
+
+    #[test]
+    fn nul_in_a_name_is_refused() {
+        let scope = Scope::new("example.org", "roster");
+        assert!(matches!(
+            scope.user_prefix("al\0ice"),
+            Err(StorageError::InvalidKeyPart("user"))
+        ));
+        assert!(matches!(
+            Scope::new("exa\0mple.org", "roster").prefix(),
+            Err(StorageError::InvalidKeyPart("host"))
+        ));
+    }
+
+    #[test]
+    fn name_after_reads_the_user_of_a_key() {
+        let scope = Scope::new("h", "m");
+        let prefix = scope.prefix().expect("valid names");
+        let key = scope.user_prefix("bob").expect("valid names");
+        assert_eq!(name_after(&key, &prefix).expect("well formed"), "bob");
+    }
+
+    #[test]
+    fn past_module_sorts_between_modules() {
+        let module = Scope::new("h", "ab").prefix().expect("valid names");
+        let longer_module = Scope::new("h", "abc").prefix().expect("valid names");
+        let last_user_key = Scope::new("h", "ab")
+            .user_prefix("\u{10FFFF}")
+            .expect("valid names");
+        let past = past_module(module_prefix_of(&module, 2).expect("has a module"));
+        assert!(last_user_key < past);
+        assert!(past < longer_module);
+    }
+}

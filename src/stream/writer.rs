@@ -1,0 +1,60 @@
+//! The XML stream writer: serializes headers, stanzas and stream errors onto the transport.
+
+use std::io;
+
+use rempart_xep::element::Element;
+use rempart_xep::ns;
+use rempart_xep::stream::{stream_element_xml, StreamError, StreamHeader, STREAM_CLOSE};
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+
+/// Writes one XML stream to `W`.
+pub struct XmlWriter<W> {
+    io: W,
+    content_ns: &'static str,
+}
+
+impl<W: AsyncWrite + Unpin> XmlWriter<W> {
+    /// A writer whose top-level stanzas are in `content_ns`.
+    pub fn new(io: W, content_ns: &'static str) -> Self {
+        XmlWriter { io, content_ns }
+    }
+
+    /// Writes the opening stream header.
+    pub async fn write_header(&mut self, header: &StreamHeader) -> io::Result<()> {
+        self.write_raw(&header.to_xml()).await
+    }
+
+    /// Writes a top-level element (stanza, feature negotiation element).
+    pub async fn write_element(&mut self, element: &Element) -> io::Result<()> {
+        let xml = if element.ns() == ns::STREAM {
+            stream_element_xml(element, self.content_ns)
+        } else {
+            element.to_stream_xml(self.content_ns)
+        };
+        self.write_raw(&xml).await
+    }
+
+    /// Writes a stream error and closes the stream.
+    pub async fn write_stream_error(&mut self, error: &StreamError) -> io::Result<()> {
+        let xml = format!("{}{}", error.to_xml(), STREAM_CLOSE);
+        self.write_raw(&xml).await?;
+        self.io.shutdown().await
+    }
+
+    /// Closes the stream cleanly.
+    pub async fn close(&mut self) -> io::Result<()> {
+        self.write_raw(STREAM_CLOSE).await?;
+        self.io.shutdown().await
+    }
+
+    /// Writes pre-serialized XML.
+    pub async fn write_raw(&mut self, xml: &str) -> io::Result<()> {
+        self.io.write_all(xml.as_bytes()).await?;
+        self.io.flush().await
+    }
+
+    /// The transport, for STARTTLS.
+    pub fn into_inner(self) -> W {
+        self.io
+    }
+}
