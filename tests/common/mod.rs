@@ -1,0 +1,448 @@
+//! Test harness: an in-process server on 127.0.0.1:0 with the memory backend, and a raw
+//! XML client (rustls + the independent `sasl` crate) for exact wire behaviour.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use rempart::config::Config;
+use rempart::router::Router;
+use rempart::storage::Storage;
+use rempart::Server;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, ServerName};
+use sasl::client::mechanisms::Scram;
+use sasl::client::Mechanism;
+use sasl::common::scram::{Sha1, Sha256};
+use sasl::common::ChannelBinding;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// Guard against a hung test; not a performance assertion.
+pub const GUARD: Duration = Duration::from_secs(20);
+
+/// A running in-process server.
+pub struct TestServer {
+    /// STARTTLS listener (TLS required).
+    pub starttls: SocketAddr,
+    /// Direct TLS listener.
+    pub direct_tls: SocketAddr,
+    /// Listener that does not require TLS (for the plaintext tokio-xmpp connector).
+    pub plaintext: SocketAddr,
+    /// The router.
+    pub router: Arc<Router>,
+    /// The server's certificate for `localhost`.
+    pub certificate: CertificateDer<'static>,
+    shutdown: CancellationToken,
+    task: JoinHandle<()>,
+    _dir: tempfile::TempDir,
+}
+
+impl TestServer {
+    /// A server for `localhost` with default settings.
+    pub async fn start() -> TestServer {
+        Self::start_with("").await
+    }
+
+    /// A server whose configuration adds `extra` TOML (sections other than server/listeners).
+    pub async fn start_with(extra: &str) -> TestServer {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let toml = format!(
+            r#"
+[server]
+hosts = ["localhost", "example.test"]
+data_dir = "{}"
+[storage]
+backend = "memory"
+[[listeners]]
+kind = "c2s"
+address = "127.0.0.1:0"
+[[listeners]]
+kind = "c2s-direct-tls"
+address = "127.0.0.1:0"
+[[listeners]]
+kind = "c2s"
+address = "127.0.0.1:0"
+require_tls = false
+{extra}
+"#,
+            dir.path().display()
+        );
+        let config = Config::from_toml(&toml).expect("test config");
+        let server = Server::build_with_storage(config, Storage::memory(), false)
+            .await
+            .expect("server builds");
+        let addrs = server.local_addrs();
+        let router = server.router();
+        let certificate =
+            CertificateDer::from_pem_file(dir.path().join("certs").join("localhost.crt"))
+                .expect("generated certificate");
+        let shutdown = CancellationToken::new();
+        let token = shutdown.clone();
+        let task = tokio::spawn(async move {
+            server.run(token).await.expect("server runs");
+        });
+        TestServer {
+            starttls: addrs[0],
+            direct_tls: addrs[1],
+            plaintext: addrs[2],
+            router,
+            certificate,
+            shutdown,
+            task,
+            _dir: dir,
+        }
+    }
+
+    /// Creates an account.
+    pub async fn add_user(&self, jid: &str, password: &str) {
+        let bare = jid::BareJid::new(jid).expect("jid");
+        self.router
+            .accounts
+            .create(&bare, password)
+            .await
+            .expect("account created");
+    }
+
+    /// Stops the server and waits for it.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        tokio::time::timeout(GUARD, self.task)
+            .await
+            .expect("server stops")
+            .expect("server task");
+    }
+
+    fn tls_connector(&self, alpn: Option<&[u8]>) -> tokio_rustls::TlsConnector {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(self.certificate.clone()).expect("root");
+        let mut config = rustls::ClientConfig::builder()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        if let Some(alpn) = alpn {
+            config.alpn_protocols = vec![alpn.to_vec()];
+        }
+        tokio_rustls::TlsConnector::from(Arc::new(config))
+    }
+}
+
+/// The client's transport.
+enum Conn {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+impl AsyncRead for Conn {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Conn::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Conn {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Conn::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(
+        self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_flush(cx),
+            Conn::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(
+        self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Conn::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+/// A raw XML client that reads into a text buffer and waits for substrings.
+pub struct RawClient {
+    io: Conn,
+    buffer: String,
+    /// The TLS protocol version, once TLS is up.
+    pub tls13: bool,
+    /// Channel binding data (tls-exporter) when TLS 1.3 is up.
+    pub exporter: Option<Vec<u8>>,
+    /// The bound JID after `login`.
+    pub jid: String,
+}
+
+/// Opening header for `to`.
+pub fn header(to: &str) -> String {
+    format!(
+        "<?xml version='1.0'?><stream:stream to='{to}' version='1.0' xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>"
+    )
+}
+
+impl RawClient {
+    /// A plain TCP connection.
+    pub async fn connect(addr: SocketAddr) -> RawClient {
+        let tcp = TcpStream::connect(addr).await.expect("connect");
+        RawClient {
+            io: Conn::Plain(tcp),
+            buffer: String::new(),
+            tls13: false,
+            exporter: None,
+            jid: String::new(),
+        }
+    }
+
+    /// A direct TLS connection (XEP-0368) with ALPN `xmpp-client`.
+    pub async fn connect_direct_tls(server: &TestServer) -> RawClient {
+        let tcp = TcpStream::connect(server.direct_tls)
+            .await
+            .expect("connect");
+        let connector = server.tls_connector(Some(b"xmpp-client"));
+        let name = ServerName::try_from("localhost").expect("name");
+        let tls = connector.connect(name, tcp).await.expect("tls");
+        let (tls13, exporter) = tls_info(tls.get_ref().1);
+        RawClient {
+            io: Conn::Tls(Box::new(tls)),
+            buffer: String::new(),
+            tls13,
+            exporter,
+            jid: String::new(),
+        }
+    }
+
+    /// Sends raw XML.
+    pub async fn send(&mut self, xml: &str) {
+        self.io.write_all(xml.as_bytes()).await.expect("write");
+        self.io.flush().await.expect("flush");
+    }
+
+    /// Sends raw XML, tolerating a peer that already closed.
+    pub async fn send_lossy(&mut self, xml: &[u8]) {
+        let _ = self.io.write_all(xml).await;
+        let _ = self.io.flush().await;
+    }
+
+    /// Waits until `needle` arrives; returns everything up to and including it.
+    pub async fn expect(&mut self, needle: &str) -> String {
+        let found = tokio::time::timeout(GUARD, async {
+            loop {
+                if let Some(at) = self.buffer.find(needle) {
+                    let end = at + needle.len();
+                    let taken: String = self.buffer.drain(..end).collect();
+                    return taken;
+                }
+                let mut chunk = vec![0u8; 8192];
+                let n = self.io.read(&mut chunk).await.unwrap_or(0);
+                if n == 0 {
+                    panic!(
+                        "connection closed while waiting for {needle:?}; got {:?}",
+                        self.buffer
+                    );
+                }
+                self.buffer.push_str(&String::from_utf8_lossy(&chunk[..n]));
+            }
+        })
+        .await;
+        match found {
+            Ok(text) => text,
+            Err(_) => panic!("timed out waiting for {needle:?}; got {:?}", self.buffer),
+        }
+    }
+
+    /// Reads until the server closes the connection; returns all that was not consumed.
+    pub async fn read_to_close(&mut self) -> String {
+        tokio::time::timeout(GUARD, async {
+            loop {
+                let mut chunk = vec![0u8; 8192];
+                match self.io.read(&mut chunk).await {
+                    Ok(0) | Err(_) => return std::mem::take(&mut self.buffer),
+                    Ok(n) => self.buffer.push_str(&String::from_utf8_lossy(&chunk[..n])),
+                }
+            }
+        })
+        .await
+        .expect("server closes the connection")
+    }
+
+    /// Opens a stream and waits for the features.
+    pub async fn open(&mut self, to: &str) -> String {
+        self.send(&header(to)).await;
+        self.expect("</stream:features>").await
+    }
+
+    /// STARTTLS on a plain connection whose features were just read.
+    pub async fn starttls(mut self, server: &TestServer) -> RawClient {
+        self.send("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+            .await;
+        self.expect("<proceed").await;
+        self.expect("/>").await;
+        let Conn::Plain(tcp) = self.io else {
+            panic!("STARTTLS on a TLS connection");
+        };
+        let connector = server.tls_connector(None);
+        let name = ServerName::try_from("localhost").expect("name");
+        let tls = connector.connect(name, tcp).await.expect("tls handshake");
+        let (tls13, exporter) = tls_info(tls.get_ref().1);
+        RawClient {
+            io: Conn::Tls(Box::new(tls)),
+            buffer: String::new(),
+            tls13,
+            exporter,
+            jid: String::new(),
+        }
+    }
+
+    /// Runs SASL with `mechanism` (`SCRAM-SHA-1`, `SCRAM-SHA-256` or `SCRAM-SHA-256-PLUS`);
+    /// returns the server's final element text (`<success…` or `<failure…`).
+    pub async fn authenticate(&mut self, mechanism: &str, user: &str, password: &str) -> String {
+        let binding = match (mechanism.ends_with("-PLUS"), &self.exporter) {
+            (true, Some(data)) => ChannelBinding::TlsExporter(data.clone()),
+            (true, None) => panic!("no channel binding available"),
+            (false, _) => ChannelBinding::None,
+        };
+        self.authenticate_with(mechanism, user, password, binding)
+            .await
+    }
+
+    /// Runs SASL with an explicit channel-binding choice (`Unsupported` sends the `y` flag).
+    pub async fn authenticate_with(
+        &mut self,
+        mechanism: &str,
+        user: &str,
+        password: &str,
+        binding: ChannelBinding,
+    ) -> String {
+        let mut client: Box<dyn Mechanism> = if mechanism.starts_with("SCRAM-SHA-256") {
+            Box::new(Scram::<Sha256>::new(user, password.to_owned(), binding).expect("scram"))
+        } else {
+            Box::new(Scram::<Sha1>::new(user, password.to_owned(), binding).expect("scram"))
+        };
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let initial = b64.encode(client.initial());
+        self.send(&format!(
+            "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='{mechanism}'>{initial}</auth>"
+        ))
+        .await;
+        loop {
+            let text = self.expect(">").await;
+            if text.contains("<challenge") {
+                let body = self.expect("</challenge>").await;
+                let data = b64
+                    .decode(body.trim_end_matches("</challenge>"))
+                    .expect("challenge base64");
+                let response = client.response(&data).expect("client accepts challenge");
+                self.send(&format!(
+                    "<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>{}</response>",
+                    b64.encode(response)
+                ))
+                .await;
+            } else if text.contains("<success") {
+                let body = self.expect("</success>").await;
+                let data = b64
+                    .decode(body.trim_end_matches("</success>"))
+                    .expect("success base64");
+                client.success(&data).expect("server signature verifies");
+                return format!("<success>{body}");
+            } else if text.contains("<failure") {
+                let body = self.expect("</failure>").await;
+                return format!("<failure>{body}");
+            }
+        }
+    }
+
+    /// Binds a resource after authentication; returns the bound JID.
+    pub async fn bind(&mut self, resource: Option<&str>) -> String {
+        let request = match resource {
+            Some(r) => format!("<resource>{r}</resource>"),
+            None => String::new(),
+        };
+        self.send(&format!(
+            "<iq type='set' id='bind1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>{request}</bind></iq>"
+        ))
+        .await;
+        let reply = self.expect("</iq>").await;
+        let jid = reply
+            .split("<jid>")
+            .nth(1)
+            .and_then(|rest| rest.split("</jid>").next())
+            .unwrap_or_else(|| panic!("no jid in {reply}"))
+            .to_owned();
+        self.jid = jid.clone();
+        jid
+    }
+
+    /// STARTTLS, SCRAM-SHA-256, bind: a ready session for `user@localhost`.
+    pub async fn login(
+        server: &TestServer,
+        user: &str,
+        password: &str,
+        resource: &str,
+    ) -> RawClient {
+        let mut client = RawClient::connect(server.starttls).await;
+        client.open("localhost").await;
+        let mut client = client.starttls(server).await;
+        client.open("localhost").await;
+        let outcome = client
+            .authenticate("SCRAM-SHA-256-PLUS", user, password)
+            .await;
+        assert!(outcome.starts_with("<success"), "login failed: {outcome}");
+        client.open("localhost").await;
+        client.bind(Some(resource)).await;
+        client
+    }
+
+    /// Sends initial presence and waits for its reflection.
+    pub async fn available(&mut self) {
+        self.send("<presence/>").await;
+        let jid = self.jid.clone();
+        self.expect(&format!("from='{jid}'")).await;
+        self.expect(">").await;
+    }
+
+    /// Sends an IQ and returns the reply text (up to `</iq>` or a self-closed iq).
+    pub async fn iq(&mut self, id: &str, xml: &str) -> String {
+        self.send(xml).await;
+        let marker = format!("id='{id}'");
+        let before = self.expect(&marker).await;
+        let start = before.rfind("<iq").unwrap_or(0);
+        let rest = self.expect(">").await;
+        let mut reply = format!("{}{}", &before[start..], rest);
+        if !reply.ends_with("/>") {
+            reply.push_str(&self.expect("</iq>").await);
+        }
+        reply
+    }
+}
+
+fn tls_info(connection: &rustls::ClientConnection) -> (bool, Option<Vec<u8>>) {
+    let tls13 = connection.protocol_version() == Some(rustls::ProtocolVersion::TLSv1_3);
+    let exporter = tls13.then(|| {
+        connection
+            .export_keying_material(vec![0u8; 32], b"EXPORTER-Channel-Binding", None)
+            .expect("exporter")
+    });
+    (tls13, exporter)
+}
