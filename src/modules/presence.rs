@@ -250,6 +250,7 @@ impl PresenceModule {
                         self.send_current_presence(router, &user, &contact).await;
                     }
                 } else if !after.subscription.has_from() {
+                    after.in_roster = true;
                     after.approved = true;
                     self.save(router, &user, &contact, before.as_ref(), &after)
                         .await;

@@ -272,6 +272,62 @@ impl RawClient {
         }
     }
 
+    /// Waits for the first complete stanza containing `needle`; returns that stanza's text
+    /// and drops everything before its end from the buffer.
+    pub async fn expect_stanza(&mut self, needle: &str) -> String {
+        let found = tokio::time::timeout(GUARD, async {
+            loop {
+                if let Some(stanza) = self.take_stanza_with(needle) {
+                    return stanza;
+                }
+                let mut chunk = vec![0u8; 8192];
+                let n = self.io.read(&mut chunk).await.unwrap_or(0);
+                if n == 0 {
+                    panic!(
+                        "connection closed while waiting for {needle:?}; got {:?}",
+                        self.buffer
+                    );
+                }
+                self.buffer.push_str(&String::from_utf8_lossy(&chunk[..n]));
+            }
+        })
+        .await;
+        match found {
+            Ok(text) => text,
+            Err(_) => panic!(
+                "timed out waiting for a stanza with {needle:?}; got {:?}",
+                self.buffer
+            ),
+        }
+    }
+
+    fn take_stanza_with(&mut self, needle: &str) -> Option<String> {
+        let mut from = 0;
+        loop {
+            let rest = &self.buffer[from..];
+            let start = ["<message", "<presence", "<iq"]
+                .iter()
+                .filter_map(|tag| rest.find(tag).map(|at| (at, *tag)))
+                .min()?;
+            let (at, tag) = start;
+            let begin = from + at;
+            let name = &tag[1..];
+            let open_end = begin + self.buffer[begin..].find('>')?;
+            let end = if self.buffer[..open_end].ends_with('/') {
+                open_end + 1
+            } else {
+                let close = format!("</{name}>");
+                open_end + self.buffer[open_end..].find(&close)? + close.len()
+            };
+            let stanza = self.buffer[begin..end].to_owned();
+            if stanza.contains(needle) {
+                self.buffer.drain(..end);
+                return Some(stanza);
+            }
+            from = end;
+        }
+    }
+
     /// Reads until the server closes the connection; returns all that was not consumed.
     pub async fn read_to_close(&mut self) -> String {
         tokio::time::timeout(GUARD, async {
