@@ -1,0 +1,195 @@
+//! The `rempart` binary as an operator uses it: user management with and without a running
+//! server, configuration checks, clean shutdown and durability across kill -9.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_rempart");
+const GUARD: Duration = Duration::from_secs(30);
+
+fn write_config(dir: &Path) -> std::path::PathBuf {
+    let path = dir.join("rempart.toml");
+    let toml = format!(
+        "[server]\nhosts = [\"localhost\"]\ndata_dir = \"{}\"\n\n[[listeners]]\nkind = \"c2s\"\naddress = \"127.0.0.1:0\"\n",
+        dir.join("data").display()
+    );
+    std::fs::write(&path, toml).expect("config written");
+    path
+}
+
+fn run(config: &Path, args: &[&str], stdin: &str) -> Output {
+    let mut child = Command::new(BIN)
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("rempart runs");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin.as_bytes())
+        .expect("stdin written");
+    child.wait_with_output().expect("rempart finishes")
+}
+
+fn users(config: &Path) -> String {
+    let output = run(config, &["user", "list"], "");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Starts the server and waits for the line saying it serves.
+fn start_server(config: &Path) -> Child {
+    let mut child = Command::new(BIN)
+        .arg("--config")
+        .arg(config)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("server starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if line.contains("Rempart is serving") {
+                let _ = tx.send(());
+            }
+        }
+    });
+    rx.recv_timeout(GUARD).expect("server announces itself");
+    child
+}
+
+fn wait_exit(child: &mut Child) -> std::process::ExitStatus {
+    let deadline = std::time::Instant::now() + GUARD;
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            return status;
+        }
+        assert!(std::time::Instant::now() < deadline, "server did not exit");
+        std::thread::park_timeout(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn users_are_managed_without_a_running_server() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(dir.path());
+    let added = run(&config, &["user", "add", "alice@localhost"], "s3cret\n");
+    assert!(
+        added.status.success(),
+        "{}",
+        String::from_utf8_lossy(&added.stderr)
+    );
+    assert!(users(&config).contains("alice@localhost"));
+    let again = run(&config, &["user", "add", "alice@localhost"], "other\n");
+    assert!(!again.status.success(), "adding twice must fail");
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
+    let passwd = run(
+        &config,
+        &["user", "passwd", "alice@localhost"],
+        "new-secret\n",
+    );
+    assert!(
+        passwd.status.success(),
+        "{}",
+        String::from_utf8_lossy(&passwd.stderr)
+    );
+    let removed = run(&config, &["user", "remove", "alice@localhost"], "");
+    assert!(
+        removed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&removed.stderr)
+    );
+    assert!(!users(&config).contains("alice@localhost"));
+}
+
+#[test]
+fn unknown_domain_is_refused_by_user_add() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(dir.path());
+    let added = run(&config, &["user", "add", "alice@elsewhere.example"], "pw\n");
+    assert!(!added.status.success());
+    assert!(String::from_utf8_lossy(&added.stderr).contains("not an account on a host served here"));
+}
+
+#[test]
+fn users_are_managed_through_the_admin_socket_while_serving_and_survive_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(dir.path());
+    let mut server = start_server(&config);
+    let socket = dir.path().join("data").join("admin.sock");
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(&socket)
+            .expect("admin socket")
+            .permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600, "the admin socket is private");
+    let added = run(&config, &["user", "add", "bob@localhost"], "builder\n");
+    assert!(
+        added.status.success(),
+        "{}",
+        String::from_utf8_lossy(&added.stderr)
+    );
+    assert!(users(&config).contains("bob@localhost"));
+    let status = Command::new("kill")
+        .arg("-TERM")
+        .arg(server.id().to_string())
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    assert!(wait_exit(&mut server).success(), "clean exit on SIGTERM");
+    assert!(users(&config).contains("bob@localhost"));
+}
+
+#[test]
+fn acknowledged_account_survives_kill_9() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(dir.path());
+    let mut server = start_server(&config);
+    let added = run(&config, &["user", "add", "carol@localhost"], "pw-carol\n");
+    assert!(
+        added.status.success(),
+        "{}",
+        String::from_utf8_lossy(&added.stderr)
+    );
+    server.kill().expect("SIGKILL");
+    wait_exit(&mut server);
+    assert!(users(&config).contains("carol@localhost"));
+}
+
+#[test]
+fn config_check_names_the_bad_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[limits]\nmax_stanza_sise = 1\n").expect("written");
+    let output = Command::new(BIN)
+        .args(["config", "check"])
+        .arg(&bad)
+        .output()
+        .expect("runs");
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("max_stanza_sise"));
+    let good = write_config(dir.path());
+    let output = Command::new(BIN)
+        .args(["config", "check"])
+        .arg(&good)
+        .output()
+        .expect("runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
