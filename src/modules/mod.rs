@@ -177,11 +177,14 @@ pub trait IqHandler: Send + Sync {
     async fn handle(&self, router: &Router, request: IqRequest) -> IqResult;
 }
 
+/// Hooks of one event point with their priorities.
+type PrioritizedHooks = Vec<(i32, Arc<dyn EventHook>)>;
+
 /// What modules register, collected at start.
 #[derive(Default)]
 pub struct Registrar {
     iq_handlers: HashMap<(IqScope, String, String), Arc<dyn IqHandler>>,
-    hooks: HashMap<HookPoint, Vec<(i32, Arc<dyn EventHook>)>>,
+    hooks: HashMap<HookPoint, PrioritizedHooks>,
     server_features: Vec<String>,
     account_features: Vec<String>,
     server_identities: Vec<Identity>,

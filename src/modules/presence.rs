@@ -353,41 +353,35 @@ impl PresenceModule {
                     }
                 }
             }
-            "subscribed" => {
-                if after.pending_out {
-                    after.pending_out = false;
-                    after.subscription = after.subscription.with_to(true);
-                    if self
-                        .save(router, user, &contact, before.as_ref(), &after)
-                        .await
-                    {
-                        self.deliver_to_available(router, user, &stamped);
-                    }
+            "subscribed" if after.pending_out => {
+                after.pending_out = false;
+                after.subscription = after.subscription.with_to(true);
+                if self
+                    .save(router, user, &contact, before.as_ref(), &after)
+                    .await
+                {
+                    self.deliver_to_available(router, user, &stamped);
                 }
             }
-            "unsubscribe" => {
-                if after.subscription.has_from() || after.pending_in {
-                    after.pending_in = false;
-                    after.pending_in_request = None;
-                    after.subscription = after.subscription.with_from(false);
-                    if self
-                        .save(router, user, &contact, before.as_ref(), &after)
-                        .await
-                    {
-                        self.deliver_to_available(router, user, &stamped);
-                    }
+            "unsubscribe" if after.subscription.has_from() || after.pending_in => {
+                after.pending_in = false;
+                after.pending_in_request = None;
+                after.subscription = after.subscription.with_from(false);
+                if self
+                    .save(router, user, &contact, before.as_ref(), &after)
+                    .await
+                {
+                    self.deliver_to_available(router, user, &stamped);
                 }
             }
-            "unsubscribed" => {
-                if after.subscription.has_to() || after.pending_out {
-                    after.pending_out = false;
-                    after.subscription = after.subscription.with_to(false);
-                    if self
-                        .save(router, user, &contact, before.as_ref(), &after)
-                        .await
-                    {
-                        self.deliver_to_available(router, user, &stamped);
-                    }
+            "unsubscribed" if after.subscription.has_to() || after.pending_out => {
+                after.pending_out = false;
+                after.subscription = after.subscription.with_to(false);
+                if self
+                    .save(router, user, &contact, before.as_ref(), &after)
+                    .await
+                {
+                    self.deliver_to_available(router, user, &stamped);
                 }
             }
             _ => {}
@@ -471,7 +465,7 @@ impl PresenceModule {
         }
     }
 
-    async fn from_client(&self, router: &Router, session: &SessionHandle, stanza: &Element) {
+    async fn handle_outbound(&self, router: &Router, session: &SessionHandle, stanza: &Element) {
         let kind = stanza.get_attr("type");
         let to = stanza.get_attr("to").and_then(|t| Jid::new(t).ok());
         match (kind, to) {
@@ -513,7 +507,7 @@ impl PresenceModule {
         }
     }
 
-    async fn to_account(&self, router: &Router, to: &Jid, stanza: &Element) -> Flow {
+    async fn handle_inbound(&self, router: &Router, to: &Jid, stanza: &Element) -> Flow {
         let user = to.to_bare();
         match stanza.get_attr("type") {
             Some(kind @ ("subscribe" | "subscribed" | "unsubscribe" | "unsubscribed")) => {
@@ -560,11 +554,11 @@ impl EventHook for PresenceModule {
     async fn on_event(&self, router: &Router, event: &Event<'_>) -> Flow {
         match event {
             Event::PresenceFromClient { session, presence } => {
-                self.from_client(router, session, presence).await;
+                self.handle_outbound(router, session, presence).await;
                 Flow::Stop
             }
             Event::PresenceToAccount { to, presence } => {
-                self.to_account(router, to, presence).await
+                self.handle_inbound(router, to, presence).await
             }
             Event::SessionClosed {
                 jid,

@@ -349,14 +349,12 @@ impl Router {
         let delivered = match message_type {
             MessageType::Chat | MessageType::Normal => {
                 let top = available.iter().map(|e| e.presence.priority).max();
-                available
+                let targets = available
                     .iter()
-                    .filter(|e| Some(e.presence.priority) == top)
-                    .fold(false, |any, e| e.handle.send(message.clone()) || any)
+                    .filter(|e| Some(e.presence.priority) == top);
+                send_to_each(targets, &message)
             }
-            MessageType::Headline => available
-                .iter()
-                .fold(false, |any, e| e.handle.send(message.clone()) || any),
+            MessageType::Headline => send_to_each(available.iter(), &message),
             MessageType::Groupchat => {
                 self.bounce(&message, Condition::ServiceUnavailable);
                 return;
@@ -446,6 +444,15 @@ impl Router {
     pub fn hosts(&self) -> &[String] {
         &self.config.server.hosts
     }
+}
+
+/// Sends a copy to every session; true when at least one accepted it.
+fn send_to_each<'a>(sessions: impl Iterator<Item = &'a SessionEntry>, stanza: &Element) -> bool {
+    let mut delivered = false;
+    for session in sessions {
+        delivered |= session.handle.send(stanza.clone());
+    }
+    delivered
 }
 
 fn invalid_from() -> StreamError {

@@ -10,6 +10,9 @@ use crate::ns;
 /// The node advertised in the server's own caps.
 pub const SERVER_NODE: &str = "https://rempart.im";
 
+/// A data form reduced to what the hash covers: FORM_TYPE and sorted (var, values) fields.
+type FormDigest = (String, Vec<(String, Vec<String>)>);
+
 /// Computes the SHA-1 verification string of XEP-0115 §5.1.
 pub fn ver_string(info: &DiscoInfo) -> String {
     let mut s = String::new();
@@ -37,7 +40,7 @@ pub fn ver_string(info: &DiscoInfo) -> String {
         s.push_str(&feature);
         s.push('<');
     }
-    let mut forms: Vec<(String, Vec<(String, Vec<String>)>)> = info
+    let mut forms: Vec<FormDigest> = info
         .forms
         .iter()
         .map(|form| {
