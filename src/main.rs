@@ -9,6 +9,7 @@ use rempart::accounts::Accounts;
 use rempart::admin::socket::request;
 use rempart::admin::{execute, AdminRequest, AdminResponse};
 use rempart::config::Config;
+use rempart::modules::{enabled_modules, implements_table};
 use rempart::storage::Storage;
 use rempart::Server;
 use tokio_util::sync::CancellationToken;
@@ -39,6 +40,8 @@ enum Command {
         #[command(subcommand)]
         action: ConfigAction,
     },
+    /// Print the table of implemented XEPs and RFCs (as in the README).
+    Xeps,
 }
 
 #[derive(Subcommand)]
@@ -84,6 +87,11 @@ fn main() -> anyhow::Result<()> {
             Command::Config {
                 action: ConfigAction::Check { file },
             } => check(file.or(cli.config).as_deref()),
+            Command::Xeps => {
+                let config = Config::load(cli.config.as_deref())?;
+                print!("{}", implements_table(&enabled_modules(&config)));
+                Ok(())
+            }
         }
     })
 }

@@ -193,3 +193,24 @@ fn config_check_names_the_bad_key() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+#[test]
+fn example_configuration_is_valid() {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/config/rempart.example.toml");
+    let output = Command::new(BIN)
+        .args(["config", "check", example])
+        .output()
+        .expect("runs");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+}
+
+#[test]
+fn readme_lists_exactly_what_the_modules_declare() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README");
+    let start = readme.find("<!-- xeps:start -->\n").expect("start marker") + "<!-- xeps:start -->\n".len();
+    let end = readme.find("<!-- xeps:end -->").expect("end marker");
+    let output = Command::new(BIN).arg("xeps").output().expect("runs");
+    assert!(output.status.success());
+    assert_eq!(&readme[start..end], String::from_utf8_lossy(&output.stdout));
+}
