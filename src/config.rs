@@ -126,8 +126,11 @@ pub struct AuthConfig {
     pub allow_plain: bool,
     /// PBKDF2 iterations for newly stored SCRAM credentials.
     pub scram_iterations: u32,
-    /// Failed authentications allowed per address and per account within `failure_window_secs`.
+    /// Failed authentications allowed per account within `failure_window_secs`.
     pub max_failures: u32,
+    /// Failed authentications allowed per client address within the window (higher than per
+    /// account: clients retry every offered mechanism after a wrong password).
+    pub max_failures_per_address: u32,
     /// Window of the failure counter, in seconds.
     pub failure_window_secs: u64,
 }
@@ -138,6 +141,7 @@ impl Default for AuthConfig {
             allow_plain: false,
             scram_iterations: 4096,
             max_failures: 5,
+            max_failures_per_address: 30,
             failure_window_secs: 60,
         }
     }

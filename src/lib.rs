@@ -9,6 +9,7 @@ pub mod c2s;
 pub mod config;
 pub mod modules;
 pub mod net;
+pub mod pubsub;
 pub mod router;
 pub mod sasl;
 pub mod storage;
@@ -84,9 +85,9 @@ impl Server {
             config.server.hosts.clone(),
             config.auth.scram_iterations,
         );
-        let modules = enabled_modules(&config);
+        let modules = enabled_modules(&config, &storage);
         let registry = Registry::build(&modules);
-        let router = Arc::new(Router::new(config.clone(), storage, accounts, registry));
+        let router = Router::new(config.clone(), storage, accounts, registry);
         let mut listeners = Vec::new();
         for listener in &config.listeners {
             let bound = TcpListener::bind(listener.address)

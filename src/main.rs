@@ -89,7 +89,10 @@ fn main() -> anyhow::Result<()> {
             } => check(file.or(cli.config).as_deref()),
             Command::Xeps => {
                 let config = Config::load(cli.config.as_deref())?;
-                print!("{}", implements_table(&enabled_modules(&config)));
+                print!(
+                    "{}",
+                    implements_table(&enabled_modules(&config, &Storage::memory()))
+                );
                 Ok(())
             }
         }

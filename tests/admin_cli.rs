@@ -201,14 +201,19 @@ fn example_configuration_is_valid() {
         .args(["config", "check", example])
         .output()
         .expect("runs");
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 #[test]
 fn readme_lists_exactly_what_the_modules_declare() {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
-        .expect("README");
-    let start = readme.find("<!-- xeps:start -->\n").expect("start marker") + "<!-- xeps:start -->\n".len();
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).expect("README");
+    let start =
+        readme.find("<!-- xeps:start -->\n").expect("start marker") + "<!-- xeps:start -->\n".len();
     let end = readme.find("<!-- xeps:end -->").expect("end marker");
     let output = Command::new(BIN).arg("xeps").output().expect("runs");
     assert!(output.status.success());

@@ -259,7 +259,7 @@ async fn repeated_failures_are_rate_limited_even_with_the_right_password() {
         .send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='SCRAM-SHA-256'>biwsbj1hbGljZSxyPWFiY2RlZg==</auth>")
         .await;
     let reply = client.expect("</failure>").await;
-    assert!(reply.contains("<not-authorized/>"), "{reply}");
+    assert!(reply.contains("<temporary-auth-failure/>"), "{reply}");
 }
 
 #[tokio::test]

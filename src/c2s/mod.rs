@@ -27,8 +27,10 @@ pub struct C2sContext {
     pub router: Arc<Router>,
     /// TLS configurations.
     pub tls: TlsContext,
-    /// Failed-authentication counters.
-    pub auth_failures: FailureLimiter,
+    /// Failed-authentication counters per account.
+    pub account_failures: FailureLimiter,
+    /// Failed-authentication counters per client address.
+    pub address_failures: FailureLimiter,
     /// Cancelled on shutdown.
     pub shutdown: CancellationToken,
 }
@@ -39,14 +41,12 @@ impl C2sContext {
     /// Shared state for client connections.
     pub fn new(router: Arc<Router>, tls: TlsContext, shutdown: CancellationToken) -> Self {
         let auth = &router.config.auth;
-        let auth_failures = FailureLimiter::new(
-            auth.max_failures,
-            Duration::from_secs(auth.failure_window_secs),
-        );
+        let window = Duration::from_secs(auth.failure_window_secs);
         C2sContext {
+            account_failures: FailureLimiter::new(auth.max_failures, window),
+            address_failures: FailureLimiter::new(auth.max_failures_per_address, window),
             router,
             tls,
-            auth_failures,
             shutdown,
         }
     }

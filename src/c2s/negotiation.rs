@@ -403,12 +403,15 @@ impl Negotiation<'_> {
         let Ok(user) = BareJid::new(&format!("{}@{host}", claim.username)) else {
             return self.sasl_failure(stream, SaslFailure::NotAuthorized).await;
         };
-        let limiter = &self.ctx.auth_failures;
-        let address_key = format!("ip:{}", self.peer.ip());
-        let account_key = format!("account:{user}");
-        if limiter.is_blocked(&address_key) || limiter.is_blocked(&account_key) {
+        let address_key = self.peer.ip().to_string();
+        let account_key = user.to_string();
+        if self.ctx.address_failures.is_blocked(&address_key)
+            || self.ctx.account_failures.is_blocked(&account_key)
+        {
             info!(jid = %user, "authentication refused: too many recent failures");
-            return self.sasl_failure(stream, SaslFailure::NotAuthorized).await;
+            return self
+                .sasl_failure(stream, SaslFailure::TemporaryAuthFailure)
+                .await;
         }
         let account = match self.ctx.router.accounts.get(&user).await {
             Ok(account) => account,
@@ -438,15 +441,15 @@ impl Negotiation<'_> {
                     Err(failure) => return self.sasl_failure(stream, failure).await,
                 },
                 Step::Success(data) => {
-                    limiter.clear(&account_key);
+                    self.ctx.account_failures.clear(&account_key);
                     let success = Element::new("success", ns::SASL).text(encode_payload(&data));
                     self.send(stream, success).await?;
                     return Ok(Some(user));
                 }
                 Step::Failure(failure) => {
                     info!(jid = %user, mechanism, "authentication failed");
-                    limiter.record_failure(&address_key);
-                    limiter.record_failure(&account_key);
+                    self.ctx.address_failures.record_failure(&address_key);
+                    self.ctx.account_failures.record_failure(&account_key);
                     return self.sasl_failure(stream, failure).await;
                 }
             }

@@ -125,8 +125,27 @@ pub async fn run(ctx: Arc<C2sContext>, bound: Bound) {
     };
 
     ctx.router.unregister_session(&handle).await;
+    let leftovers = drain(&mut inbox);
     finish(&mut writer, exit, write_timeout, &handle).await;
     reader_task.abort();
+    for stanza in leftovers {
+        ctx.router.route(stanza).await;
+    }
+}
+
+/// Closes the inbox and takes what was queued but never written, so that messages routed
+/// to a closing session are delivered elsewhere or stored offline instead of lost.
+fn drain(inbox: &mut mpsc::Receiver<SessionCommand>) -> Vec<Element> {
+    inbox.close();
+    let mut leftovers = Vec::new();
+    while let Ok(command) = inbox.try_recv() {
+        if let SessionCommand::Stanza(stanza) = command {
+            if stanza.name() != "presence" {
+                leftovers.push(stanza);
+            }
+        }
+    }
+    leftovers
 }
 
 /// Forwards what the reader produces; ends at the first error or at stream end.

@@ -48,6 +48,7 @@ impl Module for DiscoModule {
         registrar.account_feature(ns::DISCO_INFO);
         registrar.account_feature(ns::DISCO_ITEMS);
         registrar.server_identity(Identity::new("server", "im").named("Rempart"));
+        registrar.account_identity(Identity::new("account", "registered"));
     }
 }
 
@@ -69,7 +70,7 @@ pub fn server_caps(router: &Router) -> Element {
 fn account_info(router: &Router) -> DiscoInfo {
     DiscoInfo {
         node: None,
-        identities: vec![Identity::new("account", "registered")],
+        identities: router.registry.account_identities.clone(),
         features: router.registry.account_features.clone(),
         forms: Vec::new(),
     }
@@ -87,7 +88,15 @@ impl IqHandler for DiscoModule {
             if node.is_some() {
                 return Err(StanzaError::new(Condition::ItemNotFound));
             }
-            return Ok(Some(items_query(None, &[])));
+            let mut items = Vec::new();
+            if let Err(account) = request.to.try_as_full() {
+                if account.node().is_some() {
+                    for provider in &router.registry.account_items {
+                        items.extend(provider.items(router, account, &request.from).await);
+                    }
+                }
+            }
+            return Ok(Some(items_query(None, &items)));
         }
         let mut info = if on_server {
             server_info(router)

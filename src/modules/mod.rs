@@ -1,8 +1,10 @@
 //! The module contract: each feature registers its IQ handlers, event hooks, disco features
 //! and stream features as data; the router runs them.
 
+pub mod caps;
 pub mod disco;
 pub mod offline;
+pub mod pep;
 pub mod ping;
 pub mod presence;
 pub mod roster;
@@ -14,7 +16,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use jid::{BareJid, FullJid, Jid};
-use rempart_xep::disco::Identity;
+use rempart_xep::disco::{DiscoItem, Identity};
 use rempart_xep::element::Element;
 use rempart_xep::stanza::{IqType, StanzaError};
 use serde::Deserialize;
@@ -66,6 +68,8 @@ pub enum HookPoint {
     SessionAvailable,
     /// See [`Event::SessionClosed`].
     SessionClosed,
+    /// See [`Event::NotifyInterestsKnown`].
+    NotifyInterestsKnown,
 }
 
 /// Something that happened, handed to the hooks registered for it.
@@ -113,6 +117,11 @@ pub enum Event<'a> {
         /// Who got directed presence from it.
         directed: &'a [Jid],
     },
+    /// The `+notify` interests of an available session became known (XEP-0115).
+    NotifyInterestsKnown {
+        /// The session.
+        session: &'a SessionHandle,
+    },
 }
 
 impl Event<'_> {
@@ -125,6 +134,7 @@ impl Event<'_> {
             Event::PresenceToAccount { .. } => HookPoint::PresenceToAccount,
             Event::SessionAvailable { .. } => HookPoint::SessionAvailable,
             Event::SessionClosed { .. } => HookPoint::SessionClosed,
+            Event::NotifyInterestsKnown { .. } => HookPoint::NotifyInterestsKnown,
         }
     }
 }
@@ -177,6 +187,13 @@ pub trait IqHandler: Send + Sync {
     async fn handle(&self, router: &Router, request: IqRequest) -> IqResult;
 }
 
+/// Contributes items to an account's disco#items (XEP-0030), e.g. PEP nodes.
+#[async_trait]
+pub trait AccountItems: Send + Sync {
+    /// The items `requester` may see on `account`.
+    async fn items(&self, router: &Router, account: &BareJid, requester: &Jid) -> Vec<DiscoItem>;
+}
+
 /// Hooks of one event point with their priorities.
 type PrioritizedHooks = Vec<(i32, Arc<dyn EventHook>)>;
 
@@ -188,6 +205,8 @@ pub struct Registrar {
     server_features: Vec<String>,
     account_features: Vec<String>,
     server_identities: Vec<Identity>,
+    account_identities: Vec<Identity>,
+    account_items: Vec<Arc<dyn AccountItems>>,
     stream_features: Vec<Element>,
 }
 
@@ -220,6 +239,16 @@ impl Registrar {
         self.server_identities.push(identity);
     }
 
+    /// Adds an identity to every account's disco#info.
+    pub fn account_identity(&mut self, identity: Identity) {
+        self.account_identities.push(identity);
+    }
+
+    /// Adds a source of account disco#items.
+    pub fn account_items(&mut self, provider: Arc<dyn AccountItems>) {
+        self.account_items.push(provider);
+    }
+
     /// Offers an element in the stream features after authentication.
     pub fn stream_feature(&mut self, feature: Element) {
         self.stream_features.push(feature);
@@ -236,6 +265,10 @@ pub struct Registry {
     pub account_features: Vec<String>,
     /// Identities of the server.
     pub server_identities: Vec<Identity>,
+    /// Identities of every account.
+    pub account_identities: Vec<Identity>,
+    /// Sources of account disco#items.
+    pub account_items: Vec<Arc<dyn AccountItems>>,
     /// Stream features offered after authentication.
     pub stream_features: Vec<Element>,
     /// What the enabled modules implement.
@@ -267,6 +300,8 @@ impl Registry {
             server_features,
             account_features,
             server_identities: registrar.server_identities,
+            account_identities: registrar.account_identities,
+            account_items: registrar.account_items,
             stream_features: registrar.stream_features,
             implements,
         }
@@ -303,6 +338,8 @@ pub struct ModulesConfig {
     pub offline: offline::OfflineConfig,
     /// `[modules.version]`
     pub version: version::VersionConfig,
+    /// `[modules.pep]`
+    pub pep: pep::PepConfig,
 }
 
 /// What the core (streams, TLS, SASL, binding) implements outside any module.
@@ -341,11 +378,16 @@ pub fn implements_table(modules: &[Arc<dyn Module>]) -> String {
         .map(|i| (i.spec, i.version, "core", i.note));
     let mut rows: Vec<(&str, &str, &str, &str)> = modules
         .iter()
-        .flat_map(|m| m.implements().iter().map(move |i| (i.spec, i.version, m.name(), i.note)))
+        .flat_map(|m| {
+            m.implements()
+                .iter()
+                .map(move |i| (i.spec, i.version, m.name(), i.note))
+        })
         .chain(core)
         .collect();
     rows.sort();
-    let mut table = String::from("| Specification | Version | Module | Support |\n|---|---|---|---|\n");
+    let mut table =
+        String::from("| Specification | Version | Module | Support |\n|---|---|---|---|\n");
     for (spec, version, module, note) in rows {
         table.push_str(&format!("| {spec} | {version} | {module} | {note} |\n"));
     }
@@ -353,7 +395,10 @@ pub fn implements_table(modules: &[Arc<dyn Module>]) -> String {
 }
 
 /// Builds every module the configuration enables, dependencies first.
-pub fn enabled_modules(router_config: &crate::config::Config) -> Vec<Arc<dyn Module>> {
+pub fn enabled_modules(
+    router_config: &crate::config::Config,
+    storage: &crate::storage::Storage,
+) -> Vec<Arc<dyn Module>> {
     let config = &router_config.modules;
     let rosters = Arc::new(roster::RosterModule::new(
         router_config.limits.max_roster_items,
@@ -362,9 +407,17 @@ pub fn enabled_modules(router_config: &crate::config::Config) -> Vec<Arc<dyn Mod
         rosters.clone(),
         Arc::new(presence::PresenceModule::new(rosters.clone())),
         Arc::new(disco::DiscoModule),
+        Arc::new(caps::CapsModule::default()),
         Arc::new(ping::PingModule),
         Arc::new(time::TimeModule),
     ];
+    if config.pep.enabled {
+        modules.push(Arc::new(pep::PepModule::new(
+            &config.pep,
+            storage.clone(),
+            rosters,
+        )));
+    }
     if config.version.enabled {
         modules.push(Arc::new(version::VersionModule::new(
             config.version.clone(),

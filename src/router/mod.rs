@@ -1,9 +1,10 @@
 //! The router: checks and stamps `from`, classifies the destination, runs the hooks registered
 //! for it and, by default, delivers per RFC 6121 §8.5. It holds senders, never sockets.
 
+mod queries;
 mod sessions;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock, Weak};
 
 use jid::{BareJid, FullJid, Jid};
 use rempart_xep::element::Element;
@@ -46,6 +47,8 @@ pub struct Router {
     pub sessions: SessionTable,
     /// What the modules registered.
     pub registry: Registry,
+    queries: queries::PendingQueries,
+    this: OnceLock<Weak<Router>>,
 }
 
 impl Router {
@@ -55,14 +58,43 @@ impl Router {
         storage: Storage,
         accounts: Accounts,
         registry: Registry,
-    ) -> Self {
-        Router {
+    ) -> Arc<Self> {
+        let router = Arc::new(Router {
             config,
             storage,
             accounts,
             sessions: SessionTable::default(),
             registry,
+            queries: queries::PendingQueries::default(),
+            this: OnceLock::new(),
+        });
+        let _ = router.this.set(Arc::downgrade(&router));
+        router
+    }
+
+    /// An owned handle on this router, for work that outlives the current stanza.
+    pub fn handle(&self) -> Option<Arc<Router>> {
+        self.this.get().and_then(Weak::upgrade)
+    }
+
+    /// Sends an IQ request from the server to a local full JID and waits for its answer
+    /// (`None` on timeout or when the session is gone). Never call it from the session
+    /// actor that must deliver the answer: spawn a task.
+    pub async fn query(&self, to: &FullJid, from: &str, payload: Element) -> Option<Element> {
+        let (id, answer) = self.queries.register();
+        let request = Element::new("iq", rempart_xep::ns::CLIENT)
+            .attr("type", "get")
+            .attr("id", id.clone())
+            .attr("from", from)
+            .attr("to", to.to_string())
+            .child(payload);
+        if !self.send_to_full(to, request) {
+            self.queries.forget(&id);
+            return None;
         }
+        let answer = tokio::time::timeout(queries::QUERY_TIMEOUT, answer).await;
+        self.queries.forget(&id);
+        answer.ok().and_then(Result::ok)
     }
 
     /// Classifies a JID.
@@ -242,7 +274,9 @@ impl Router {
                 }
             }
             Destination::LocalHost(host) => {
-                if iq_type.is_request() {
+                if !iq_type.is_request() {
+                    self.queries.complete(stanza);
+                } else {
                     let to = Jid::new(&host).unwrap_or_else(|_| from.clone());
                     self.answer_iq(IqScope::Server, stanza, from, to, iq_type)
                         .await;

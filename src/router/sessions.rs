@@ -84,6 +84,8 @@ pub struct PresenceState {
     pub interested: bool,
     /// JIDs that got directed presence and must get `unavailable` when the session leaves.
     pub directed: Vec<jid::Jid>,
+    /// PEP nodes the client asked notifications for with `+notify` in its capabilities.
+    pub notify: std::sync::Arc<std::collections::HashSet<String>>,
 }
 
 /// One row of the table.

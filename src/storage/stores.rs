@@ -217,7 +217,18 @@ where
 
     /// All of the user's values, sorted by key.
     pub async fn all(&self, user: &str) -> Result<Vec<(String, T)>, StorageError> {
-        let prefix = self.scope.user_prefix(user)?;
+        self.all_with_prefix(user, "").await
+    }
+
+    /// The user's values whose key starts with `key_prefix`, sorted by key (full keys).
+    pub async fn all_with_prefix(
+        &self,
+        user: &str,
+        key_prefix: &str,
+    ) -> Result<Vec<(String, T)>, StorageError> {
+        let user_prefix = self.scope.user_prefix(user)?;
+        let mut prefix = user_prefix.clone();
+        prefix.extend_from_slice(key_prefix.as_bytes());
         let backend = Arc::clone(&self.backend);
         blocking(move || {
             backend
@@ -225,7 +236,7 @@ where
                 .into_iter()
                 .map(|(key, value)| {
                     let name = key
-                        .strip_prefix(prefix.as_slice())
+                        .strip_prefix(user_prefix.as_slice())
                         .ok_or_else(|| StorageError::Codec("key outside its prefix".into()))?;
                     let name = String::from_utf8(name.to_vec()).map_err(StorageError::codec)?;
                     Ok((name, decode(&value)?))

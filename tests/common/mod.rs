@@ -52,6 +52,20 @@ impl TestServer {
     /// A server whose configuration adds `extra` TOML (sections other than server/listeners).
     pub async fn start_with(extra: &str) -> TestServer {
         let dir = tempfile::tempdir().expect("tempdir");
+        Self::start_in(dir, extra, Storage::memory()).await
+    }
+
+    /// A server on the redb store of `dir`, which survives `stop` for a restart.
+    pub async fn start_persistent(dir: tempfile::TempDir) -> TestServer {
+        let storage = Storage::open(
+            rempart::storage::BackendKind::Redb,
+            &dir.path().join("data"),
+        )
+        .expect("redb store");
+        Self::start_in(dir, "", storage).await
+    }
+
+    async fn start_in(dir: tempfile::TempDir, extra: &str, storage: Storage) -> TestServer {
         let toml = format!(
             r#"
 [server]
@@ -74,7 +88,7 @@ require_tls = false
             dir.path().display()
         );
         let config = Config::from_toml(&toml).expect("test config");
-        let server = Server::build_with_storage(config, Storage::memory(), false)
+        let server = Server::build_with_storage(config, storage, false)
             .await
             .expect("server builds");
         let addrs = server.local_addrs();
@@ -111,11 +125,18 @@ require_tls = false
 
     /// Stops the server and waits for it.
     pub async fn stop(self) {
+        self.stop_keeping_data().await;
+    }
+
+    /// Stops the server and hands back its directory, for a restart on the same data.
+    pub async fn stop_keeping_data(self) -> tempfile::TempDir {
         self.shutdown.cancel();
         tokio::time::timeout(GUARD, self.task)
             .await
             .expect("server stops")
             .expect("server task");
+        drop(self.router);
+        self._dir
     }
 
     fn tls_connector(&self, alpn: Option<&[u8]>) -> tokio_rustls::TlsConnector {
@@ -301,15 +322,16 @@ impl RawClient {
         }
     }
 
+    /// Removes and returns the first complete stanza containing `needle`, leaving every
+    /// other stanza in the buffer for later expectations.
     fn take_stanza_with(&mut self, needle: &str) -> Option<String> {
         let mut from = 0;
         loop {
             let rest = &self.buffer[from..];
-            let start = ["<message", "<presence", "<iq"]
+            let (at, tag) = ["<message", "<presence", "<iq"]
                 .iter()
                 .filter_map(|tag| rest.find(tag).map(|at| (at, *tag)))
                 .min()?;
-            let (at, tag) = start;
             let begin = from + at;
             let name = &tag[1..];
             let open_end = begin + self.buffer[begin..].find('>')?;
@@ -321,7 +343,7 @@ impl RawClient {
             };
             let stanza = self.buffer[begin..end].to_owned();
             if stanza.contains(needle) {
-                self.buffer.drain(..end);
+                self.buffer.replace_range(begin..end, "");
                 return Some(stanza);
             }
             from = end;
@@ -478,18 +500,10 @@ impl RawClient {
         self.expect(">").await;
     }
 
-    /// Sends an IQ and returns the reply text (up to `</iq>` or a self-closed iq).
+    /// Sends an IQ and returns its answer; other stanzas stay buffered.
     pub async fn iq(&mut self, id: &str, xml: &str) -> String {
         self.send(xml).await;
-        let marker = format!("id='{id}'");
-        let before = self.expect(&marker).await;
-        let start = before.rfind("<iq").unwrap_or(0);
-        let rest = self.expect(">").await;
-        let mut reply = format!("{}{}", &before[start..], rest);
-        if !reply.ends_with("/>") {
-            reply.push_str(&self.expect("</iq>").await);
-        }
-        reply
+        self.expect_stanza(&format!("id='{id}'")).await
     }
 }
 

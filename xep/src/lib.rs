@@ -2,11 +2,13 @@
 //! payloads of each protocol area. No I/O and no async runtime live here.
 
 pub mod caps;
+pub mod data_form;
 pub mod delay;
 pub mod disco;
 pub mod element;
 pub mod ns;
 pub mod parse;
+pub mod pubsub;
 pub mod roster;
 pub mod sasl;
 pub mod stanza;
