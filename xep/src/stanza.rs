@@ -208,8 +208,8 @@ pub struct StanzaError {
     pub condition: Condition,
     /// Text for humans.
     pub text: Option<String>,
-    /// An application-specific condition element.
-    pub application: Option<Element>,
+    /// An application-specific condition element (boxed: errors travel in `Result`s).
+    pub application: Option<Box<Element>>,
 }
 
 impl StanzaError {
@@ -231,7 +231,7 @@ impl StanzaError {
 
     /// Adds an application-specific condition.
     pub fn with_application(mut self, application: Element) -> Self {
-        self.application = Some(application);
+        self.application = Some(Box::new(application));
         self
     }
 
@@ -247,7 +247,7 @@ impl StanzaError {
             );
         }
         if let Some(application) = &self.application {
-            error.append_child(application.clone());
+            error.append_child(application.as_ref().clone());
         }
         error
     }
