@@ -3,6 +3,7 @@
 //! Notification fan-out is the caller's: it knows sessions and capabilities.
 
 pub mod config;
+pub mod protocol;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -335,48 +336,13 @@ impl PubSub {
         Ok(items)
     }
 
-    /// Checks a read under the node's access model.
-    pub fn check_access(
-        &self,
-        node: &NodeRecord,
-        requester: &str,
-        relation: &Relation,
-    ) -> Result<(), PubSubError> {
-        if relation.is_owner {
-            return Ok(());
-        }
-        let affiliation = node.affiliations.get(requester).copied();
-        if affiliation == Some(Affiliation::Outcast) {
-            return Err(PubSubError::AccessDenied(AccessModel::Whitelist));
-        }
-        if matches!(
-            affiliation,
-            Some(Affiliation::Owner | Affiliation::Publisher | Affiliation::Member)
-        ) {
-            return Ok(());
-        }
-        let allowed = match node.config.access_model {
-            AccessModel::Open => true,
-            AccessModel::Presence => relation.presence_subscribed,
-            AccessModel::Roster => relation
-                .groups
-                .iter()
-                .any(|g| node.config.roster_groups_allowed.contains(g)),
-            AccessModel::Whitelist => false,
-        };
-        if allowed {
-            Ok(())
-        } else {
-            Err(PubSubError::AccessDenied(node.config.access_model))
-        }
-    }
-
     /// Creates a node explicitly (XEP-0060 §8.1).
     pub async fn create(
         &self,
         service: &ServiceId,
         node: &str,
         config: Option<&DataForm>,
+        creator: Option<String>,
     ) -> Result<NodeRecord, PubSubError> {
         if !valid_name(node) {
             return Err(PubSubError::BadRequest("invalid node name"));
@@ -384,7 +350,7 @@ impl PubSub {
         if self.node(service, node).await?.is_some() {
             return Err(PubSubError::NodeExists);
         }
-        let record = self.new_node(service, config).await?;
+        let record = self.new_node(service, config, creator).await?;
         self.store(service)
             .set(
                 &service.owner,
@@ -399,6 +365,7 @@ impl PubSub {
         &self,
         service: &ServiceId,
         config: Option<&DataForm>,
+        creator: Option<String>,
     ) -> Result<NodeRecord, PubSubError> {
         if self.nodes(service).await?.len() >= self.limits.max_nodes {
             return Err(PubSubError::TooManyNodes);
@@ -409,9 +376,13 @@ impl PubSub {
                 .apply(form, self.limits.max_items)
                 .map_err(config_error)?;
         }
+        let mut affiliations = BTreeMap::new();
+        if let Some(creator) = creator {
+            affiliations.insert(creator, Affiliation::Owner);
+        }
         Ok(NodeRecord {
             config: node_config,
-            affiliations: BTreeMap::new(),
+            affiliations,
             subscriptions: BTreeMap::new(),
         })
     }
@@ -426,6 +397,7 @@ impl PubSub {
         payload: Option<&Element>,
         publisher: &str,
         options: Option<&DataForm>,
+        creator: Option<String>,
     ) -> Result<Published, PubSubError> {
         if !valid_name(node) {
             return Err(PubSubError::BadRequest("invalid node name"));
@@ -449,7 +421,7 @@ impl PubSub {
                 existing
             }
             None => {
-                let created = self.new_node(service, options).await?;
+                let created = self.new_node(service, options, creator).await?;
                 changes.push((node_key(node), Some(Record::Node(created.clone()))));
                 created
             }
@@ -580,6 +552,41 @@ impl PubSub {
             self.store(service).apply(&service.owner, changes).await?;
         }
         Ok(record)
+    }
+}
+
+/// Checks a read under the node's access model.
+pub fn check_access(
+    node: &NodeRecord,
+    requester: &str,
+    relation: &Relation,
+) -> Result<(), PubSubError> {
+    if relation.is_owner {
+        return Ok(());
+    }
+    let affiliation = node.affiliations.get(requester).copied();
+    if affiliation == Some(Affiliation::Outcast) {
+        return Err(PubSubError::AccessDenied(AccessModel::Whitelist));
+    }
+    if matches!(
+        affiliation,
+        Some(Affiliation::Owner | Affiliation::Publisher | Affiliation::Member)
+    ) {
+        return Ok(());
+    }
+    let allowed = match node.config.access_model {
+        AccessModel::Open => true,
+        AccessModel::Presence => relation.presence_subscribed,
+        AccessModel::Roster => relation
+            .groups
+            .iter()
+            .any(|g| node.config.roster_groups_allowed.contains(g)),
+        AccessModel::Whitelist => false,
+    };
+    if allowed {
+        Ok(())
+    } else {
+        Err(PubSubError::AccessDenied(node.config.access_model))
     }
 }
 
