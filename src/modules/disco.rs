@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use rempart_xep::caps::{caps_element, ver_string, SERVER_NODE};
-use rempart_xep::disco::{items_query, DiscoInfo, Identity};
+use rempart_xep::disco::{items_query, DiscoInfo, DiscoItem, Identity};
 use rempart_xep::element::Element;
 use rempart_xep::ns;
 use rempart_xep::stanza::{Condition, IqType, StanzaError};
@@ -89,6 +89,16 @@ impl IqHandler for DiscoModule {
                 return Err(StanzaError::new(Condition::ItemNotFound));
             }
             let mut items = Vec::new();
+            if on_server
+                && request.to.node().is_none()
+                && router.config.serves(request.to.domain().as_str())
+            {
+                items.extend(router.service_domains().into_iter().map(|jid| DiscoItem {
+                    jid,
+                    node: None,
+                    name: None,
+                }));
+            }
             if let Err(account) = request.to.try_as_full() {
                 if account.node().is_some() {
                     for provider in &router.registry.account_items {

@@ -7,6 +7,7 @@ pub mod offline;
 pub mod pep;
 pub mod ping;
 pub mod presence;
+pub mod pubsub_service;
 pub mod roster;
 pub mod time;
 pub mod version;
@@ -153,6 +154,8 @@ pub enum IqScope {
     Server,
     /// An account (`to` is a local bare JID, or absent meaning the sender's own account).
     Account,
+    /// A module's service domain (`to` is e.g. `pubsub.example.org`).
+    Service,
 }
 
 /// An IQ request as handed to a handler, with addresses already checked.
@@ -208,6 +211,7 @@ pub struct Registrar {
     account_identities: Vec<Identity>,
     account_items: Vec<Arc<dyn AccountItems>>,
     stream_features: Vec<Element>,
+    service_prefixes: Vec<String>,
 }
 
 impl Registrar {
@@ -249,6 +253,11 @@ impl Registrar {
         self.account_items.push(provider);
     }
 
+    /// Serves `<prefix>.<host>` for every host (IQs reach `IqScope::Service` handlers).
+    pub fn service_prefix(&mut self, prefix: &str) {
+        self.service_prefixes.push(prefix.to_owned());
+    }
+
     /// Offers an element in the stream features after authentication.
     pub fn stream_feature(&mut self, feature: Element) {
         self.stream_features.push(feature);
@@ -271,6 +280,8 @@ pub struct Registry {
     pub account_items: Vec<Arc<dyn AccountItems>>,
     /// Stream features offered after authentication.
     pub stream_features: Vec<Element>,
+    /// Service subdomain prefixes (e.g. `pubsub`).
+    pub service_prefixes: Vec<String>,
     /// What the enabled modules implement.
     pub implements: Vec<Implements>,
 }
@@ -303,6 +314,7 @@ impl Registry {
             account_identities: registrar.account_identities,
             account_items: registrar.account_items,
             stream_features: registrar.stream_features,
+            service_prefixes: registrar.service_prefixes,
             implements,
         }
     }
@@ -340,6 +352,8 @@ pub struct ModulesConfig {
     pub version: version::VersionConfig,
     /// `[modules.pep]`
     pub pep: pep::PepConfig,
+    /// `[modules.pubsub]`
+    pub pubsub: pubsub_service::PubSubServiceConfig,
 }
 
 /// What the core (streams, TLS, SASL, binding) implements outside any module.
@@ -416,6 +430,12 @@ pub fn enabled_modules(
             &config.pep,
             storage.clone(),
             rosters,
+        )));
+    }
+    if config.pubsub.enabled {
+        modules.push(Arc::new(pubsub_service::PubSubServiceModule::new(
+            &config.pubsub,
+            storage.clone(),
         )));
     }
     if config.version.enabled {

@@ -207,6 +207,21 @@ impl PubSubError {
     }
 }
 
+/// What is being published.
+#[derive(Debug, Clone)]
+pub struct Publication<'a> {
+    /// The item id asked for; one is generated when absent.
+    pub item_id: Option<String>,
+    /// The payload (an item may have none).
+    pub payload: Option<&'a Element>,
+    /// Bare JID of the publisher.
+    pub publisher: &'a str,
+    /// Publish-options, applied on creation and checked as preconditions otherwise.
+    pub options: Option<&'a DataForm>,
+    /// Recorded as owner when the publish creates the node.
+    pub creator: Option<String>,
+}
+
 /// What a publish did.
 #[derive(Debug, Clone)]
 pub struct Published {
@@ -393,12 +408,15 @@ impl PubSub {
         &self,
         service: &ServiceId,
         node: &str,
-        item_id: Option<String>,
-        payload: Option<&Element>,
-        publisher: &str,
-        options: Option<&DataForm>,
-        creator: Option<String>,
+        publication: Publication<'_>,
     ) -> Result<Published, PubSubError> {
+        let Publication {
+            item_id,
+            payload,
+            publisher,
+            options,
+            creator,
+        } = publication;
         if !valid_name(node) {
             return Err(PubSubError::BadRequest("invalid node name"));
         }

@@ -14,7 +14,8 @@ use rempart_xep::stanza::{Condition, IqType, StanzaError};
 use crate::modules::{IqRequest, IqResult};
 use crate::pubsub::config::SendLastItem;
 use crate::pubsub::{
-    check_access, Affiliation, ItemRecord, NodeRecord, PubSub, PubSubError, Relation, ServiceId,
+    check_access, Affiliation, ItemRecord, NodeRecord, PubSub, PubSubError, Publication, Relation,
+    ServiceId,
 };
 use crate::router::Router;
 
@@ -219,11 +220,13 @@ impl Request<'_> {
             .publish(
                 self.service.id(),
                 &node,
-                item.and_then(|i| i.get_attr("id")).map(str::to_owned),
-                item.and_then(|i| i.children().next()),
-                requester.as_str(),
-                options.as_ref(),
-                self.service.creator(&requester),
+                Publication {
+                    item_id: item.and_then(|i| i.get_attr("id")).map(str::to_owned),
+                    payload: item.and_then(|i| i.children().next()),
+                    publisher: requester.as_str(),
+                    options: options.as_ref(),
+                    creator: self.service.creator(&requester),
+                },
             )
             .await
             .map_err(fail)?;

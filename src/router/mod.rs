@@ -27,6 +27,8 @@ use crate::storage::Storage;
 pub enum Destination {
     /// A domain served here.
     LocalHost(String),
+    /// A service domain of a module (e.g. `pubsub.example.org`).
+    LocalService(String),
     /// A bare JID on a domain served here.
     LocalBare(BareJid),
     /// A full JID on a domain served here.
@@ -101,6 +103,9 @@ impl Router {
     pub fn destination(&self, jid: &Jid) -> Destination {
         let domain = jid.domain().as_str();
         if !self.config.serves(domain) {
+            if jid.node().is_none() && self.is_service_domain(domain) {
+                return Destination::LocalService(domain.to_owned());
+            }
             return Destination::Remote(jid.clone());
         }
         match (jid.node(), jid.try_as_full()) {
@@ -108,6 +113,27 @@ impl Router {
             (Some(_), Ok(full)) => Destination::LocalFull(full.clone()),
             (Some(_), Err(bare)) => Destination::LocalBare(bare.clone()),
         }
+    }
+
+    /// True when `domain` is `<prefix>.<host>` for a module's service prefix and a host.
+    pub fn is_service_domain(&self, domain: &str) -> bool {
+        self.registry.service_prefixes.iter().any(|prefix| {
+            domain
+                .strip_prefix(prefix.as_str())
+                .and_then(|rest| rest.strip_prefix('.'))
+                .is_some_and(|host| self.config.serves(host))
+        })
+    }
+
+    /// The service domains of every host, for the server's disco#items.
+    pub fn service_domains(&self) -> Vec<String> {
+        let mut domains = Vec::new();
+        for prefix in &self.registry.service_prefixes {
+            for host in self.hosts() {
+                domains.push(format!("{prefix}.{host}"));
+            }
+        }
+        domains
     }
 
     /// Runs the hooks of an event until one stops it.
@@ -282,6 +308,13 @@ impl Router {
                         .await;
                 }
             }
+            Destination::LocalService(domain) => {
+                if iq_type.is_request() {
+                    let to = Jid::new(&domain).unwrap_or_else(|_| from.clone());
+                    self.answer_iq(IqScope::Service, stanza, from, to, iq_type)
+                        .await;
+                }
+            }
             Destination::LocalBare(bare) => {
                 if iq_type.is_request() {
                     let addressed_self = session.is_some_and(|s| s.jid.to_bare() == bare);
@@ -347,7 +380,9 @@ impl Router {
         let message_type = MessageType::of(&message);
         match self.destination(to) {
             Destination::Remote(_) => self.bounce(&message, Condition::RemoteServerNotFound),
-            Destination::LocalHost(_) => self.bounce(&message, Condition::ServiceUnavailable),
+            Destination::LocalHost(_) | Destination::LocalService(_) => {
+                self.bounce(&message, Condition::ServiceUnavailable)
+            }
             Destination::LocalFull(full) => {
                 if self.send_to_full(&full, message.clone()) {
                     return;
@@ -418,7 +453,7 @@ impl Router {
                     debug!("presence to a remote domain dropped: no server-to-server link");
                 }
             }
-            Destination::LocalHost(_) => {}
+            Destination::LocalHost(_) | Destination::LocalService(_) => {}
             Destination::LocalBare(_) | Destination::LocalFull(_) => {
                 if self
                     .run_hooks(Event::PresenceToAccount {
