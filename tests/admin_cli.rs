@@ -11,9 +11,13 @@ const BIN: &str = env!("CARGO_BIN_EXE_rempart");
 const GUARD: Duration = Duration::from_secs(30);
 
 fn write_config(dir: &Path) -> std::path::PathBuf {
+    write_config_with(dir, "redb")
+}
+
+fn write_config_with(dir: &Path, backend: &str) -> std::path::PathBuf {
     let path = dir.join("rempart.toml");
     let toml = format!(
-        "[server]\nhosts = [\"localhost\"]\ndata_dir = \"{}\"\n\n[[listeners]]\nkind = \"c2s\"\naddress = \"127.0.0.1:0\"\n",
+        "[server]\nhosts = [\"localhost\"]\ndata_dir = \"{}\"\n\n[storage]\nbackend = \"{backend}\"\n\n[[listeners]]\nkind = \"c2s\"\naddress = \"127.0.0.1:0\"\n",
         dir.join("data").display()
     );
     std::fs::write(&path, toml).expect("config written");
@@ -153,10 +157,9 @@ fn users_are_managed_through_the_admin_socket_while_serving_and_survive_restart(
     assert!(users(&config).contains("bob@localhost"));
 }
 
-#[test]
-fn acknowledged_account_survives_kill_9() {
+fn acknowledged_account_survives_kill_9(backend: &str) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = write_config(dir.path());
+    let config = write_config_with(dir.path(), backend);
     let mut server = start_server(&config);
     let added = run(&config, &["user", "add", "carol@localhost"], "pw-carol\n");
     assert!(
@@ -167,6 +170,41 @@ fn acknowledged_account_survives_kill_9() {
     server.kill().expect("SIGKILL");
     wait_exit(&mut server);
     assert!(users(&config).contains("carol@localhost"));
+}
+
+#[test]
+fn acknowledged_account_survives_kill_9_on_redb() {
+    acknowledged_account_survives_kill_9("redb");
+}
+
+#[test]
+fn acknowledged_account_survives_kill_9_on_sled() {
+    acknowledged_account_survives_kill_9("sled");
+}
+
+#[test]
+fn environment_overrides_are_validated_like_the_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(dir.path());
+    let output = Command::new(BIN)
+        .args(["config", "check"])
+        .arg(&config)
+        .env("REMPART_LIMITS__MAX_STANZA_SIZE", "10")
+        .output()
+        .expect("runs");
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("max_stanza_size"));
+    let output = Command::new(BIN)
+        .args(["config", "check"])
+        .arg(&config)
+        .env("REMPART_LIMITS__MAX_STANZA_SIZE", "65536")
+        .output()
+        .expect("runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 #[test]

@@ -639,3 +639,25 @@ async fn published_items_survive_a_restart() {
         .await;
     assert!(fetched.contains("<ik>PERSISTED</ik>"), "{fetched}");
 }
+
+#[tokio::test]
+async fn approving_a_subscription_sends_the_new_contact_the_last_items() {
+    let server = TestServer::start().await;
+    users(&server).await;
+    let mut alice = login_with_interest(&server, "alice", "wonderland", "a", &[]).await;
+    alice
+        .iq(
+            "p1",
+            &publish("p1", DEVICES, "current", &devices(&[77]), ""),
+        )
+        .await;
+    let mut bob = login_with_interest(&server, "bob", "builder", "b", &[DEVICES]).await;
+    bob.send("<presence to='alice@localhost' type='subscribe'/>")
+        .await;
+    alice.expect_stanza("type='subscribe'").await;
+    alice
+        .send("<presence to='bob@localhost' type='subscribed'/>")
+        .await;
+    let event = bob.expect_stanza("pubsub#event").await;
+    assert!(event.contains("<device id='77'/>"), "{event}");
+}

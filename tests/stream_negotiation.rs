@@ -397,3 +397,38 @@ async fn shutdown_sends_system_shutdown_to_every_stream() {
     let reply = client.read_to_close().await;
     assert!(reply.contains("<system-shutdown"), "{reply}");
 }
+
+#[tokio::test]
+async fn plain_is_offered_over_tls_when_enabled_and_checks_the_password() {
+    let server = TestServer::start_with("[auth]\nallow_plain = true\n").await;
+    server.add_user("alice@localhost", "wonderland").await;
+    let mut client = RawClient::connect(server.starttls).await;
+    client.open("localhost").await;
+    let mut client = client.starttls(&server).await;
+    let features = client.open("localhost").await;
+    assert!(
+        features.contains("<mechanism>PLAIN</mechanism>"),
+        "{features}"
+    );
+    client
+        .send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>AGFsaWNlAHdyb25n</auth>")
+        .await;
+    let refused = client.expect("</failure>").await;
+    assert!(refused.contains("<not-authorized/>"), "{refused}");
+    client
+        .send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>AGFsaWNlAHdvbmRlcmxhbmQ=</auth>")
+        .await;
+    let accepted = client.expect("</success>").await;
+    assert!(accepted.contains("<success"), "{accepted}");
+}
+
+#[tokio::test]
+async fn plain_is_never_offered_without_tls() {
+    let server = TestServer::start_with("[auth]\nallow_plain = true\n").await;
+    let mut client = RawClient::connect(server.plaintext).await;
+    let features = client.open("localhost").await;
+    assert!(
+        !features.contains("<mechanism>PLAIN</mechanism>"),
+        "{features}"
+    );
+}

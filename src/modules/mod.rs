@@ -71,6 +71,8 @@ pub enum HookPoint {
     SessionClosed,
     /// See [`Event::NotifyInterestsKnown`].
     NotifyInterestsKnown,
+    /// See [`Event::SubscriptionApproved`].
+    SubscriptionApproved,
 }
 
 /// Something that happened, handed to the hooks registered for it.
@@ -123,6 +125,13 @@ pub enum Event<'a> {
         /// The session.
         session: &'a SessionHandle,
     },
+    /// A local user approved a contact's presence subscription.
+    SubscriptionApproved {
+        /// The local user.
+        user: &'a BareJid,
+        /// The contact now subscribed to the user's presence.
+        contact: &'a BareJid,
+    },
 }
 
 impl Event<'_> {
@@ -136,6 +145,7 @@ impl Event<'_> {
             Event::SessionAvailable { .. } => HookPoint::SessionAvailable,
             Event::SessionClosed { .. } => HookPoint::SessionClosed,
             Event::NotifyInterestsKnown { .. } => HookPoint::NotifyInterestsKnown,
+            Event::SubscriptionApproved { .. } => HookPoint::SubscriptionApproved,
         }
     }
 }

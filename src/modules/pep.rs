@@ -132,6 +132,11 @@ impl Module for PepModule {
             priority::HANDLER,
             self.clone(),
         );
+        registrar.hook(
+            HookPoint::SubscriptionApproved,
+            priority::HANDLER,
+            self.clone(),
+        );
         registrar.account_items(self);
     }
 }
@@ -270,13 +275,6 @@ impl PepModule {
     /// Sends the last item of every node `session` asked for, from its own account and from
     /// each local contact whose node it may read (XEP-0163 §6.2).
     async fn send_last_items(&self, router: &Router, session: &FullJid) {
-        let Some(entry) = router.sessions.get(session) else {
-            return;
-        };
-        let interests = entry.presence.notify.clone();
-        if interests.is_empty() {
-            return;
-        }
         let user = session.to_bare();
         let mut owners = vec![user.clone()];
         for (contact, roster_entry) in self
@@ -291,34 +289,47 @@ impl PepModule {
             }
         }
         for owner in owners {
-            let service = AccountService::new(&owner, self.rosters.clone());
-            let Ok(nodes) = self.engine.nodes(&service.id).await else {
+            self.send_last_items_of(router, &owner, session).await;
+        }
+    }
+
+    /// Sends `session` the last item of each of `owner`'s nodes it wants and may read.
+    async fn send_last_items_of(&self, router: &Router, owner: &BareJid, session: &FullJid) {
+        let Some(entry) = router.sessions.get(session) else {
+            return;
+        };
+        let interests = entry.presence.notify.clone();
+        if interests.is_empty() || entry.presence.available.is_none() {
+            return;
+        }
+        let user = session.to_bare();
+        let service = AccountService::new(owner, self.rosters.clone());
+        let Ok(nodes) = self.engine.nodes(&service.id).await else {
+            return;
+        };
+        let relation = service.relation(router, &user, None).await;
+        for (name, record) in nodes {
+            if !interests.contains(&name)
+                || record.config.send_last_published_item != SendLastItem::OnSubAndPresence
+                || check_access(&record, user.as_str(), &relation).is_err()
+            {
+                continue;
+            }
+            let Ok(items) = self.engine.items(&service.id, &name).await else {
                 continue;
             };
-            let relation = service.relation(router, &user, None).await;
-            for (name, record) in nodes {
-                if !interests.contains(&name)
-                    || record.config.send_last_published_item != SendLastItem::OnSubAndPresence
-                    || check_access(&record, user.as_str(), &relation).is_err()
-                {
-                    continue;
-                }
-                let Ok(items) = self.engine.items(&service.id, &name).await else {
-                    continue;
-                };
-                let Some(last) = items.last() else { continue };
-                let mut message = event_message(items_event(
-                    &name,
-                    std::slice::from_ref(last),
-                    record.config.deliver_payloads,
-                ));
-                let stamp = OffsetDateTime::from_unix_timestamp_nanos(i128::from(last.seq) * 1000)
-                    .unwrap_or(OffsetDateTime::UNIX_EPOCH);
-                message.append_child(delay(owner.as_str(), stamp));
-                message.set_attr("from", owner.to_string());
-                message.set_attr("to", session.to_string());
-                router.send_to_full(session, message);
-            }
+            let Some(last) = items.last() else { continue };
+            let mut message = event_message(items_event(
+                &name,
+                std::slice::from_ref(last),
+                record.config.deliver_payloads,
+            ));
+            let stamp = OffsetDateTime::from_unix_timestamp_nanos(i128::from(last.seq) * 1000)
+                .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+            message.append_child(delay(owner.as_str(), stamp));
+            message.set_attr("from", owner.to_string());
+            message.set_attr("to", session.to_string());
+            router.send_to_full(session, message);
         }
     }
 }
@@ -344,8 +355,17 @@ impl IqHandler for PepModule {
 #[async_trait]
 impl EventHook for PepModule {
     async fn on_event(&self, router: &Router, event: &Event<'_>) -> Flow {
-        if let Event::NotifyInterestsKnown { session } = event {
-            self.send_last_items(router, &session.jid).await;
+        match event {
+            Event::NotifyInterestsKnown { session } => {
+                self.send_last_items(router, &session.jid).await;
+            }
+            Event::SubscriptionApproved { user, contact } => {
+                for session in router.sessions.of_account(contact) {
+                    self.send_last_items_of(router, user, &session.handle.jid)
+                        .await;
+                }
+            }
+            _ => {}
         }
         Flow::Continue
     }

@@ -425,6 +425,8 @@ impl PresenceModule {
         }
     }
 
+    /// A contact was just allowed to see the user's presence: send it, and let modules
+    /// share what the contact may now read (PEP last items).
     async fn send_current_presence(&self, router: &Router, user: &BareJid, contact: &BareJid) {
         for session in router.sessions.of_account(user) {
             if let Some(available) = &session.presence.available {
@@ -437,6 +439,9 @@ impl PresenceModule {
                     .await;
             }
         }
+        router
+            .run_hooks(Event::SubscriptionApproved { user, contact })
+            .await;
     }
 
     async fn send_unavailable(&self, router: &Router, user: &BareJid, contact: &BareJid) {

@@ -214,6 +214,9 @@ class OmemoClient(Client):
         then initial presence carrying XEP-0115 caps with the device-list +notify features;
         returns once this device's OMEMO data has been generated and published."""
         await asyncio.wait_for(self.get_roster(), STANZA_TIMEOUT)
+        # slixmpp computes the caps hash when the plugins load, for the JID before resource
+        # binding, and then adds no <c/> to the presence of the bound full JID: compute it again.
+        await asyncio.wait_for(self.plugin["xep_0115"].update_caps(broadcast=False), STANZA_TIMEOUT)
         self.send_presence()
         await self.session_manager()
 
