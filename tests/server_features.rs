@@ -36,10 +36,7 @@ async fn server_disco_info_lists_identity_and_module_features() {
 async fn caps_node_from_stream_features_answers_disco_info() {
     let server = TestServer::start().await;
     server.add_user("alice@localhost", "wonderland").await;
-    let mut client = RawClient::connect(server.starttls).await;
-    client.open("localhost").await;
-    let mut client = client.starttls(&server).await;
-    client.open("localhost").await;
+    let (mut client, _) = RawClient::secured(&server).await;
     client
         .authenticate("SCRAM-SHA-256-PLUS", "alice", "wonderland")
         .await;

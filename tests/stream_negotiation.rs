@@ -114,10 +114,7 @@ async fn stanza_before_authentication_gets_not_authorized() {
 #[tokio::test]
 async fn tls_features_offer_scram_plus_and_channel_binding_types_but_not_plain() {
     let server = TestServer::start().await;
-    let mut client = RawClient::connect(server.starttls).await;
-    client.open("localhost").await;
-    let mut client = client.starttls(&server).await;
-    let features = client.open("localhost").await;
+    let (mut client, features) = RawClient::secured(&server).await;
     for mechanism in [
         "SCRAM-SHA-512-PLUS",
         "SCRAM-SHA-256-PLUS",
@@ -150,10 +147,7 @@ async fn tls_features_offer_scram_plus_and_channel_binding_types_but_not_plain()
 async fn scram_sha_256_plus_with_tls_exporter_logs_in() {
     let server = TestServer::start().await;
     server.add_user("alice@localhost", "wonderland").await;
-    let mut client = RawClient::connect(server.starttls).await;
-    client.open("localhost").await;
-    let mut client = client.starttls(&server).await;
-    client.open("localhost").await;
+    let (mut client, _) = RawClient::secured(&server).await;
     let outcome = client
         .authenticate("SCRAM-SHA-256-PLUS", "alice", "wonderland")
         .await;
@@ -179,10 +173,7 @@ async fn scram_sha_256_plus_with_tls_exporter_logs_in() {
 async fn scram_sha_1_logs_in() {
     let server = TestServer::start().await;
     server.add_user("alice@localhost", "wonderland").await;
-    let mut client = RawClient::connect(server.starttls).await;
-    client.open("localhost").await;
-    let mut client = client.starttls(&server).await;
-    client.open("localhost").await;
+    let (mut client, _) = RawClient::secured(&server).await;
     let outcome = client
         .authenticate("SCRAM-SHA-1", "alice", "wonderland")
         .await;
@@ -193,10 +184,7 @@ async fn scram_sha_1_logs_in() {
 async fn downgrade_is_detected_when_client_says_server_lacks_binding() {
     let server = TestServer::start().await;
     server.add_user("alice@localhost", "wonderland").await;
-    let mut client = RawClient::connect(server.starttls).await;
-    client.open("localhost").await;
-    let mut client = client.starttls(&server).await;
-    client.open("localhost").await;
+    let (mut client, _) = RawClient::secured(&server).await;
     // The raw client sends the 'y' flag for non-PLUS SCRAM over TLS: the server did offer
     // -PLUS, so RFC 5802 §6 requires the exchange to fail.
     let outcome = client
@@ -214,10 +202,7 @@ async fn downgrade_is_detected_when_client_says_server_lacks_binding() {
 async fn wrong_password_gets_not_authorized() {
     let server = TestServer::start().await;
     server.add_user("alice@localhost", "wonderland").await;
-    let mut client = RawClient::connect(server.starttls).await;
-    client.open("localhost").await;
-    let mut client = client.starttls(&server).await;
-    client.open("localhost").await;
+    let (mut client, _) = RawClient::secured(&server).await;
     let outcome = client
         .authenticate("SCRAM-SHA-256-PLUS", "alice", "looking-glass")
         .await;
@@ -227,10 +212,7 @@ async fn wrong_password_gets_not_authorized() {
 #[tokio::test]
 async fn unknown_user_gets_not_authorized() {
     let server = TestServer::start().await;
-    let mut client = RawClient::connect(server.starttls).await;
-    client.open("localhost").await;
-    let mut client = client.starttls(&server).await;
-    client.open("localhost").await;
+    let (mut client, _) = RawClient::secured(&server).await;
     let outcome = client
         .authenticate("SCRAM-SHA-256-PLUS", "nobody", "whatever")
         .await;
@@ -242,19 +224,13 @@ async fn repeated_failures_are_rate_limited_even_with_the_right_password() {
     let server = TestServer::start_with("[auth]\nmax_failures = 2\n").await;
     server.add_user("alice@localhost", "wonderland").await;
     for _ in 0..2 {
-        let mut client = RawClient::connect(server.starttls).await;
-        client.open("localhost").await;
-        let mut client = client.starttls(&server).await;
-        client.open("localhost").await;
+        let (mut client, _) = RawClient::secured(&server).await;
         let outcome = client
             .authenticate("SCRAM-SHA-256-PLUS", "alice", "bad")
             .await;
         assert!(outcome.contains("<not-authorized/>"), "{outcome}");
     }
-    let mut client = RawClient::connect(server.starttls).await;
-    client.open("localhost").await;
-    let mut client = client.starttls(&server).await;
-    client.open("localhost").await;
+    let (mut client, _) = RawClient::secured(&server).await;
     client
         .send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='SCRAM-SHA-256'>biwsbj1hbGljZSxyPWFiY2RlZg==</auth>")
         .await;
@@ -265,10 +241,7 @@ async fn repeated_failures_are_rate_limited_even_with_the_right_password() {
 #[tokio::test]
 async fn unoffered_mechanism_gets_invalid_mechanism() {
     let server = TestServer::start().await;
-    let mut client = RawClient::connect(server.starttls).await;
-    client.open("localhost").await;
-    let mut client = client.starttls(&server).await;
-    client.open("localhost").await;
+    let (mut client, _) = RawClient::secured(&server).await;
     client
         .send(
             "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>AGFsaWNlAHg=</auth>",
@@ -376,10 +349,7 @@ async fn second_login_with_same_resource_replaces_the_first_with_conflict() {
 async fn server_generates_a_resource_when_none_is_requested() {
     let server = TestServer::start().await;
     server.add_user("alice@localhost", "wonderland").await;
-    let mut client = RawClient::connect(server.starttls).await;
-    client.open("localhost").await;
-    let mut client = client.starttls(&server).await;
-    client.open("localhost").await;
+    let (mut client, _) = RawClient::secured(&server).await;
     client
         .authenticate("SCRAM-SHA-256-PLUS", "alice", "wonderland")
         .await;
@@ -402,10 +372,7 @@ async fn shutdown_sends_system_shutdown_to_every_stream() {
 async fn plain_is_offered_over_tls_when_enabled_and_checks_the_password() {
     let server = TestServer::start_with("[auth]\nallow_plain = true\n").await;
     server.add_user("alice@localhost", "wonderland").await;
-    let mut client = RawClient::connect(server.starttls).await;
-    client.open("localhost").await;
-    let mut client = client.starttls(&server).await;
-    let features = client.open("localhost").await;
+    let (mut client, features) = RawClient::secured(&server).await;
     assert!(
         features.contains("<mechanism>PLAIN</mechanism>"),
         "{features}"

@@ -21,7 +21,7 @@ use crate::modules::{
     IqResult, IqScope, Module, Registrar,
 };
 use crate::pubsub::config::{NodeConfig, SendLastItem};
-use crate::pubsub::protocol::{items_event, Request, ServicePolicy};
+use crate::pubsub::protocol::{items_event, Request, ServicePolicy, FEATURES};
 use crate::pubsub::{check_access, NodeRecord, PubSub, PubSubLimits, Relation, ServiceId};
 use crate::router::Router;
 
@@ -50,36 +50,13 @@ impl Default for PepConfig {
     }
 }
 
-/// The features PEP advertises on accounts (XEP-0060 §10, XEP-0163 §4).
-const FEATURES: &[&str] = &[
-    "http://jabber.org/protocol/pubsub",
-    "http://jabber.org/protocol/pubsub#access-open",
-    "http://jabber.org/protocol/pubsub#access-presence",
+/// What PEP adds to the features every pubsub service has (XEP-0163 §4).
+const PEP_FEATURES: &[&str] = &[
     "http://jabber.org/protocol/pubsub#access-roster",
-    "http://jabber.org/protocol/pubsub#access-whitelist",
-    "http://jabber.org/protocol/pubsub#auto-create",
     "http://jabber.org/protocol/pubsub#auto-subscribe",
-    "http://jabber.org/protocol/pubsub#config-node",
-    "http://jabber.org/protocol/pubsub#create-and-configure",
-    "http://jabber.org/protocol/pubsub#create-nodes",
-    "http://jabber.org/protocol/pubsub#delete-items",
-    "http://jabber.org/protocol/pubsub#delete-nodes",
     "http://jabber.org/protocol/pubsub#filtered-notifications",
-    "http://jabber.org/protocol/pubsub#item-ids",
     "http://jabber.org/protocol/pubsub#last-published",
-    "http://jabber.org/protocol/pubsub#modify-affiliations",
-    "http://jabber.org/protocol/pubsub#multi-items",
-    "http://jabber.org/protocol/pubsub#persistent-items",
     "http://jabber.org/protocol/pubsub#presence-notifications",
-    "http://jabber.org/protocol/pubsub#publish",
-    "http://jabber.org/protocol/pubsub#publish-options",
-    "http://jabber.org/protocol/pubsub#purge-nodes",
-    "http://jabber.org/protocol/pubsub#retract-items",
-    "http://jabber.org/protocol/pubsub#retrieve-affiliations",
-    "http://jabber.org/protocol/pubsub#retrieve-items",
-    "http://jabber.org/protocol/pubsub#retrieve-subscriptions",
-    "http://jabber.org/protocol/pubsub#subscribe",
-    "http://jabber.org/protocol/rsm",
 ];
 
 /// The PEP module.
@@ -124,7 +101,7 @@ impl Module for PepModule {
         registrar.iq(IqScope::Account, NS, "pubsub", self.clone());
         registrar.iq(IqScope::Account, NS_OWNER, "pubsub", self.clone());
         registrar.account_identity(Identity::new("pubsub", "pep"));
-        for feature in FEATURES {
+        for feature in FEATURES.iter().chain(PEP_FEATURES) {
             registrar.account_feature(feature);
         }
         registrar.hook(

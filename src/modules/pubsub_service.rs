@@ -14,7 +14,7 @@ use serde::Deserialize;
 
 use crate::modules::{Implements, IqHandler, IqRequest, IqResult, IqScope, Module, Registrar};
 use crate::pubsub::config::{AccessModel, NodeConfig, SendLastItem};
-use crate::pubsub::protocol::{Request, ServicePolicy};
+use crate::pubsub::protocol::{Request, ServicePolicy, FEATURES};
 use crate::pubsub::{
     check_access, Affiliation, NodeRecord, PubSub, PubSubLimits, Relation, ServiceId,
 };
@@ -47,33 +47,6 @@ impl Default for PubSubServiceConfig {
         }
     }
 }
-
-/// Features of the service (XEP-0060 §10).
-const FEATURES: &[&str] = &[
-    "http://jabber.org/protocol/pubsub",
-    "http://jabber.org/protocol/pubsub#access-open",
-    "http://jabber.org/protocol/pubsub#access-presence",
-    "http://jabber.org/protocol/pubsub#access-whitelist",
-    "http://jabber.org/protocol/pubsub#auto-create",
-    "http://jabber.org/protocol/pubsub#config-node",
-    "http://jabber.org/protocol/pubsub#create-and-configure",
-    "http://jabber.org/protocol/pubsub#create-nodes",
-    "http://jabber.org/protocol/pubsub#delete-items",
-    "http://jabber.org/protocol/pubsub#delete-nodes",
-    "http://jabber.org/protocol/pubsub#item-ids",
-    "http://jabber.org/protocol/pubsub#modify-affiliations",
-    "http://jabber.org/protocol/pubsub#multi-items",
-    "http://jabber.org/protocol/pubsub#persistent-items",
-    "http://jabber.org/protocol/pubsub#publish",
-    "http://jabber.org/protocol/pubsub#publish-options",
-    "http://jabber.org/protocol/pubsub#purge-nodes",
-    "http://jabber.org/protocol/pubsub#retract-items",
-    "http://jabber.org/protocol/pubsub#retrieve-affiliations",
-    "http://jabber.org/protocol/pubsub#retrieve-items",
-    "http://jabber.org/protocol/pubsub#retrieve-subscriptions",
-    "http://jabber.org/protocol/pubsub#subscribe",
-    "http://jabber.org/protocol/rsm",
-];
 
 static IMPLEMENTS: &[Implements] = &[Implements {
     spec: "XEP-0060",

@@ -496,22 +496,21 @@ impl PubSub {
 
     /// Removes every item of a node.
     pub async fn purge(&self, service: &ServiceId, node: &str) -> Result<NodeRecord, PubSubError> {
-        let record = self
-            .node(service, node)
-            .await?
-            .ok_or(PubSubError::ItemNotFound)?;
-        let changes = self
-            .items(service, node)
-            .await?
-            .into_iter()
-            .map(|item| (item_key(node, &item.id), None))
-            .collect();
-        self.store(service).apply(&service.owner, changes).await?;
-        Ok(record)
+        self.remove(service, node, false).await
     }
 
     /// Deletes a node and its items; returns what it was, for notifications.
     pub async fn delete(&self, service: &ServiceId, node: &str) -> Result<NodeRecord, PubSubError> {
+        self.remove(service, node, true).await
+    }
+
+    /// Removes a node's items, and the node itself when `with_node`, in one batch.
+    async fn remove(
+        &self,
+        service: &ServiceId,
+        node: &str,
+        with_node: bool,
+    ) -> Result<NodeRecord, PubSubError> {
         let record = self
             .node(service, node)
             .await?
@@ -522,7 +521,9 @@ impl PubSub {
             .into_iter()
             .map(|item| (item_key(node, &item.id), None))
             .collect();
-        changes.push((node_key(node), None));
+        if with_node {
+            changes.push((node_key(node), None));
+        }
         self.store(service).apply(&service.owner, changes).await?;
         Ok(record)
     }

@@ -472,7 +472,16 @@ impl RawClient {
         jid
     }
 
-    /// STARTTLS, SCRAM-SHA-256, bind: a ready session for `user@localhost`.
+    /// A connection through STARTTLS, with the features of the secured stream.
+    pub async fn secured(server: &TestServer) -> (RawClient, String) {
+        let mut client = RawClient::connect(server.starttls).await;
+        client.open("localhost").await;
+        let mut client = client.starttls(server).await;
+        let features = client.open("localhost").await;
+        (client, features)
+    }
+
+    /// STARTTLS, SCRAM-SHA-256-PLUS, bind: a ready session for `user@localhost`.
     pub async fn login(
         server: &TestServer,
         user: &str,
