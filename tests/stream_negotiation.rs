@@ -114,7 +114,7 @@ async fn stanza_before_authentication_gets_not_authorized() {
 #[tokio::test]
 async fn tls_features_offer_scram_plus_and_channel_binding_types_but_not_plain() {
     let server = TestServer::start().await;
-    let (mut client, features) = RawClient::secured(&server).await;
+    let (client, features) = RawClient::secured(&server).await;
     for mechanism in [
         "SCRAM-SHA-512-PLUS",
         "SCRAM-SHA-256-PLUS",
