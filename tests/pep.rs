@@ -661,3 +661,49 @@ async fn approving_a_subscription_sends_the_new_contact_the_last_items() {
     let event = bob.expect_stanza("pubsub#event").await;
     assert!(event.contains("<device id='77'/>"), "{event}");
 }
+
+#[tokio::test]
+async fn a_resource_announcing_already_verified_caps_gets_the_last_items_too() {
+    let server = TestServer::start().await;
+    users(&server).await;
+    let mut alice = RawClient::login(&server, "alice", "wonderland", "a").await;
+    alice
+        .iq(
+            "p1",
+            &publish("p1", DEVICES, "current", &devices(&[5150]), ""),
+        )
+        .await;
+    let info = DiscoInfo {
+        node: None,
+        identities: vec![Identity::new("client", "phone").named("Same Client 1.0")],
+        features: vec![format!("{DEVICES}+notify")],
+        forms: vec![],
+    };
+    let ver = ver_string(&info);
+    let presence = format!(
+        "<presence><c xmlns='http://jabber.org/protocol/caps' hash='sha-1' node='urn:same' ver='{ver}'/></presence>"
+    );
+    let answer = |id: &str| {
+        format!("<iq type='result' id='{id}' to='localhost'><query xmlns='http://jabber.org/protocol/disco#info' node='urn:same#{ver}'><identity category='client' type='phone' name='Same Client 1.0'/><feature var='{DEVICES}+notify'/></query></iq>")
+    };
+    let mut first = RawClient::login(&server, "alice", "wonderland", "first").await;
+    first.send(&presence).await;
+    let query = first.expect_stanza("disco#info").await;
+    let id = query
+        .split("id='")
+        .nth(1)
+        .and_then(|v| v.split('\'').next())
+        .expect("id")
+        .to_owned();
+    first.send(&answer(&id)).await;
+    let event = first.expect_stanza("pubsub#event").await;
+    assert!(event.contains("<device id='5150'/>"), "{event}");
+    let mut second = RawClient::login(&server, "alice", "wonderland", "second").await;
+    second.send(&presence).await;
+    let event = second.expect_stanza("pubsub#event").await;
+    assert!(
+        event.contains("<device id='5150'/>"),
+        "the cached caps must still bring the last item: {event}"
+    );
+    drop(alice);
+}

@@ -86,13 +86,17 @@ fn remember(cache: &Mutex<InterestCache>, ver: String, interests: Arc<HashSet<St
 }
 
 impl CapsModule {
+    /// Records the interests. Modules hear of them now only if the session is already
+    /// available; otherwise its initial presence (`SessionAvailable`) is the moment they act.
     async fn apply(router: &Router, session: &SessionHandle, interests: Arc<HashSet<String>>) {
         let mut changed = false;
+        let mut available = false;
         router.sessions.update(&session.jid, |state| {
             changed = state.notify != interests;
+            available = state.available.is_some();
             state.notify = interests.clone();
         });
-        if changed {
+        if changed && available {
             router
                 .run_hooks(Event::NotifyInterestsKnown { session })
                 .await;

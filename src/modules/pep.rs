@@ -114,6 +114,7 @@ impl Module for PepModule {
             priority::HANDLER,
             self.clone(),
         );
+        registrar.hook(HookPoint::SessionAvailable, priority::HANDLER, self.clone());
         registrar.account_items(self);
     }
 }
@@ -333,7 +334,7 @@ impl IqHandler for PepModule {
 impl EventHook for PepModule {
     async fn on_event(&self, router: &Router, event: &Event<'_>) -> Flow {
         match event {
-            Event::NotifyInterestsKnown { session } => {
+            Event::NotifyInterestsKnown { session } | Event::SessionAvailable { session } => {
                 self.send_last_items(router, &session.jid).await;
             }
             Event::SubscriptionApproved { user, contact } => {

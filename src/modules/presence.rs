@@ -133,7 +133,7 @@ impl PresenceModule {
         router.sessions.update(&session.jid, |state| {
             was_available = state.available.is_some();
             if available {
-                state.available = Some(stanza.clone());
+                state.available = Some(std::sync::Arc::new(stanza.clone()));
                 state.priority = priority_of(stanza);
             } else {
                 state.available = None;

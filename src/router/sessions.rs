@@ -77,7 +77,7 @@ impl SessionHandle {
 #[derive(Debug, Clone, Default)]
 pub struct PresenceState {
     /// The last broadcast available presence, `None` while unavailable.
-    pub available: Option<Element>,
+    pub available: Option<std::sync::Arc<Element>>,
     /// Its priority.
     pub priority: i8,
     /// The session asked for the roster (gets roster pushes).

@@ -5,14 +5,19 @@ same environment as slixmpp_interop.py (whose client and trace helpers it reuses
 
     INTEROP_CAROL_PASSWORD    password of carol@DOMAIN, an account nobody has a subscription with
 
-    python omemo_interop.py --results FILE
+    python omemo_interop.py --results FILE [TEST_METHOD_NAME ...]
 
 writes "PASSED FAILED" to FILE like the other phases.  Every test starts its clients with
 a fresh in-memory OMEMO storage (so a fresh device id), except where a test reconnects the
 same device; the tests therefore do not depend on each other or on their order.  alice and
 bob get a mutual presence subscription if the slixmpp suite has not already made one.
 
-What the OMEMO clients need from the server, and where each test looks:
+The tests (class Omemo): legacy OMEMO both ways between contacts; OMEMO 2 with an SCE
+envelope both ways; messages of both versions stored while the recipient is offline and
+decrypted at login; a contact's new device announced by device-list notifications and able
+to decrypt the next message; a non-contact fetching a bundle and starting a session.
+
+What the OMEMO clients need from the server, all of it checked on the way:
   * PEP (XEP-0163) publish with publish-options on `urn:xmpp:omemo:2:devices`,
     `urn:xmpp:omemo:2:bundles` (one item per device), `eu.siacs.conversations.axolotl.devicelist`
     and `eu.siacs.conversations.axolotl.bundles:<device id>`;
@@ -60,7 +65,6 @@ from slixmpp_interop import (
     TraceResult,
     from_bare,
     roster_item_state,
-    trace,
 )
 
 CAROL = JID(f"carol@{DOMAIN}")
@@ -127,7 +131,7 @@ class OmemoPlugin(XEP_0384):
         except Exception as e:  # reported to the test waiting on the queue
             error = e
         finally:
-            self.xmpp.device_list_events.put_nowait((msg, error))
+            self.xmpp.device_list_processed(msg, error)
         if error is not None:
             raise error
 
@@ -166,8 +170,8 @@ def recipient_device_ids(stanza, namespace):
 
 
 def sce_envelope(body, sender, recipient):
-    """XEP-0420 envelope for OMEMO 2 (XEP-0384 v0.8 section 4.4): the content, random padding,
-    a timestamp and the from/to affixes the recipient checks."""
+    """XEP-0420 (Stanza Content Encryption) envelope, the plaintext of OMEMO 2 (XEP-0384 0.8):
+    the content, random padding, a timestamp and the from/to affixes the recipient checks."""
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     rpad = secrets.token_urlsafe(secrets.randbelow(150) + 1)
     return (
@@ -205,20 +209,83 @@ class OmemoClient(Client):
         super().__init__(label, jid, password, **kwargs)
         self.use_message_ids = True  # required by slixmpp-omemo
         self.omemo_storage = storage
-        self.device_list_events = asyncio.Queue()
+        # Device-list notifications (PEP events) once the plugin has processed them.
+        self.device_list_log = []
+        self.device_list_wakeup = asyncio.Queue()
         self.register_plugin("xep_0384", {"omemo_storage": storage})
         self.omemo = self.plugin["xep_0384"]
 
+    def device_list_processed(self, msg, error):
+        self.device_list_log.append((msg, error))
+        self.device_list_wakeup.put_nowait(None)
+
+    def describe_device_lists(self, start=0):
+        seen = [
+            f"{msg['from']} {event_node(msg)} {sorted(set().union(*device_ids_in_event(msg).values()))}"
+            f"{' (delayed: last published item)' if msg.xml.find(f'{{{DELAY_NS}}}delay') is not None else ''}"
+            f"{f' FAILED: {error!r}' if error is not None else ''}"
+            for msg, error in self.device_list_log[start:]
+        ]
+        return "; ".join(seen) or "none"
+
+    def announced(self, owner, device_id, start=0):
+        """Namespaces whose device list, as notified by owner since log index start, lists device_id."""
+        found = set()
+        for msg, error in self.device_list_log[start:]:
+            if error is None and msg["from"].bare == JID(owner).bare:
+                found |= {ns for ns, ids in device_ids_in_event(msg).items() if device_id in ids}
+        return found
+
+    async def wait_for_lists(self, check, what, timeout=STANZA_TIMEOUT, start=0):
+        """Re-evaluates the coroutine function check after each processed device-list
+        notification until it returns something true; fails after timeout."""
+        deadline = time.monotonic() + timeout
+        while True:
+            result = await check()
+            if result:
+                return result
+            try:
+                await asyncio.wait_for(self.device_list_wakeup.get(), max(deadline - time.monotonic(), 0))
+            except asyncio.TimeoutError:
+                raise AssertionError(
+                    f"{self.label}: {what} within {timeout:.0f}s; device-list notifications processed: "
+                    f"{self.describe_device_lists(start)}"
+                ) from None
+
     async def omemo_online(self):
-        """Roster get through slixmpp (the plugin reads subscription states from its roster),
-        then initial presence carrying XEP-0115 caps with the device-list +notify features;
-        returns once this device's OMEMO data has been generated and published."""
+        """What an OMEMO client does at login: roster get through slixmpp (the plugin reads
+        subscription states from its roster), its OMEMO data generated and published, then
+        initial presence carrying XEP-0115 caps with the device-list +notify features.
+        Returns the index in device_list_log where what follows the presence starts."""
         await asyncio.wait_for(self.get_roster(), STANZA_TIMEOUT)
-        # slixmpp computes the caps hash when the plugins load, for the JID before resource
-        # binding, and then adds no <c/> to the presence of the bound full JID: compute it again.
-        await asyncio.wait_for(self.plugin["xep_0115"].update_caps(broadcast=False), STANZA_TIMEOUT)
-        self.send_presence()
         await self.session_manager()
+        # slixmpp-omemo declares its +notify interests when the plugin loads, and slixmpp files
+        # them (and the caps hash) under the JID before resource binding: the bound full JID
+        # would answer disco#info without them and send presence without <c/>. Declare them
+        # again now that the JID is bound and compute the caps of the full JID.
+        self.plugin["xep_0163"].add_interest(list(DEVICE_LIST_NODES.values()))
+        await asyncio.wait_for(self.plugin["xep_0115"].update_caps(broadcast=False), STANZA_TIMEOUT)
+        start = len(self.device_list_log)
+        self.send_presence()
+        return start
+
+    async def expect_last_device_lists(self, owner, device_id, start):
+        """XEP-0163 4.3.3 rule 2 and 4.3.4 (send_last_published_item on_sub_and_presence):
+        when a resource sends initial presence with +notify caps, the server MUST send it the
+        last published item of the wanted nodes of its own account and of each contact it is
+        subscribed to; owner's device lists must list device_id under both namespaces."""
+        async def check():
+            return self.announced(owner, device_id, start) >= {TWO, OLD}
+
+        await self.wait_for_lists(
+            check,
+            f"no last published item of {JID(owner).bare}'s device lists "
+            f"({' and '.join(DEVICE_LIST_NODES.values())}) listing device {device_id} after this "
+            "resource's initial presence with +notify caps (XEP-0163 4.3.3 rule 2 and 4.3.4: the "
+            "service MUST send the last published item to each newly-available resource that "
+            "wants it, the account owner's included)",
+            start=start,
+        )
 
     async def session_manager(self):
         try:
@@ -240,28 +307,19 @@ class OmemoClient(Client):
 
     async def wait_for_device(self, jid, device_id, namespaces=(TWO, OLD), timeout=STANZA_TIMEOUT):
         """Waits until this client's OMEMO library knows device_id of jid under every namespace,
-        driven by the device-list notifications it processes (no download of its own)."""
-        deadline = time.monotonic() + timeout
-        seen = []
-        while True:
+        from the device-list notifications it processes (it downloads nothing by itself for a
+        contact with subscription 'both')."""
+        async def check():
             device = await self.known_device(jid, device_id)
-            if device is not None and set(namespaces) <= set(device.namespaces):
-                return device
-            remaining = deadline - time.monotonic()
-            try:
-                msg, error = await asyncio.wait_for(self.device_list_events.get(), max(remaining, 0))
-            except asyncio.TimeoutError:
-                raise AssertionError(
-                    f"{self.label}: device {device_id} of {JID(jid).bare} not known for "
-                    f"{[NAMESPACE_NAMES[n] for n in namespaces]} within {timeout:.0f}s; known as "
-                    f"{sorted(device.namespaces) if device else 'nothing'}; device-list notifications "
-                    f"processed meanwhile: {seen or 'none'} (XEP-0163 4.3.2 and 9: a contact's "
-                    "available resource advertising <node>+notify gets the notifications and, when it "
-                    "comes online, the last published item)"
-                ) from None
-            if error is not None:
-                raise AssertionError(f"{self.label}: processing the device-list notification {msg} failed: {error!r}")
-            seen.append(f"{msg['from']} {event_node(msg)} {device_ids_in_event(msg)}")
+            return device if device is not None and set(namespaces) <= set(device.namespaces) else None
+
+        return await self.wait_for_lists(
+            check,
+            f"device {device_id} of {JID(jid).bare} not known for {[NAMESPACE_NAMES[n] for n in namespaces]} "
+            "(XEP-0163 4.3.3: a publish is notified to the owner's and contacts' available resources "
+            "that advertise <node>+notify; a newly-available one gets the last published item)",
+            timeout,
+        )
 
     # Legacy OMEMO, through the plugin's own API.
     async def encrypt_legacy(self, to, body, recipients=None):
@@ -340,14 +398,22 @@ class OmemoTestCase(InteropTestCase):
         return client
 
     async def ensure_mutual_subscription(self, alice, bob):
-        """alice and bob online (same stream) with subscription 'both' both ways. The slixmpp
-        suite made it already when it ran first; otherwise make it here as in RFC 6121 3.1."""
+        """Makes sure the logged-in alice and bob have subscription 'both' with each other. The
+        slixmpp suite made it already when run by tests/interop/run; otherwise (this file run
+        alone on a fresh server) make it here as in RFC 6121 3.1 -- then the presence with caps
+        that omemo_online() sends is an update, not the initial presence."""
         alice_items = await alice.fetch_roster()
         bob_items = await bob.fetch_roster()
         if roster_item_state(alice_items, bob.boundjid) == roster_item_state(bob_items, alice.boundjid) == (
             "subscription='both' ask=''"
         ):
             return
+        # Subscription requests go to available resources (RFC 6121 3.1.3): initial presence
+        # first, without caps; omemo_online() sends the presence with caps afterwards.
+        alice.send_presence()
+        bob.send_presence()
+        await alice.fetch_roster()
+        await bob.fetch_roster()
         for user, contact in ((alice, bob), (bob, alice)):
             user.send_presence(pto=contact.boundjid.bare, ptype="subscribe")
             await contact.expect("presence_subscribe", f"subscription request from {user.label}", from_bare(user.boundjid))
@@ -357,15 +423,20 @@ class OmemoTestCase(InteropTestCase):
         self.assertRosterHas(await bob.fetch_roster(), alice.boundjid, "both", bob.label)
 
     async def contacts_online(self, alice, bob):
-        """Both logged in, subscribed both ways, online with caps, OMEMO published; returns
-        their device ids once each knows the other's device (from PEP notifications)."""
+        """Both logged in, subscribed both ways, OMEMO published, online with caps; returns
+        their device ids once each knows the other's device through PEP alone: alice's device
+        lists reach her own resource and bob's as last published items when their presence
+        arrives, bob's reach alice as notifications of his publish (which happens while she is
+        online, before his presence)."""
         await alice.login()
         await bob.login()
         await self.ensure_mutual_subscription(alice, bob)
-        await alice.omemo_online()
-        await bob.omemo_online()
+        alice_start = await alice.omemo_online()
         alice_device = await alice.device_id()
+        await alice.expect_last_device_lists(alice.boundjid, alice_device, alice_start)
+        bob_start = await bob.omemo_online()
         bob_device = await bob.device_id()
+        await bob.expect_last_device_lists(alice.boundjid, alice_device, bob_start)
         await alice.wait_for_device(bob.boundjid, bob_device)
         await bob.wait_for_device(alice.boundjid, alice_device)
         return alice_device, bob_device
@@ -451,36 +522,30 @@ class Omemo(OmemoTestCase):
         bob = self.omemo_client("bob", BOB)
         alice_device, bob_device = await self.contacts_online(alice, bob)
         # Only what arrives from now on counts as the announcement of the new device.
-        while not alice.device_list_events.empty():
-            alice.device_list_events.get_nowait()
+        start = len(alice.device_list_log)
 
         bob2 = self.omemo_client("bob-2", BOB)
         await bob2.login()
-        await bob2.omemo_online()
+        await bob2.omemo_online()  # publishes its device lists before its presence
         bob2_device = await bob2.device_id()
         self.assertNotEqual(bob2_device, bob_device)
 
-        # XEP-0163 4.3.2: bob2's publish of each device list goes to alice (subscription 'from'
+        # XEP-0163 4.3.3 rule 1: bob2's publish of each device list goes to alice (subscription 'from'
         # in bob's roster, +notify for both nodes in her caps).
-        announced = {}
-        deadline = time.monotonic() + STANZA_TIMEOUT
-        while set(announced) != {TWO, OLD}:
-            try:
-                msg, error = await asyncio.wait_for(alice.device_list_events.get(), max(deadline - time.monotonic(), 0))
-            except asyncio.TimeoutError:
-                self.fail(
-                    f"alice got no device-list notification listing bob's new device {bob2_device} for "
-                    f"{sorted(NAMESPACE_NAMES[n] for n in {TWO, OLD} - set(announced))} within "
-                    f"{STANZA_TIMEOUT:.0f}s (got it for: {sorted(NAMESPACE_NAMES[n] for n in announced) or 'none'})"
-                )
-            self.assertIsNone(error, f"alice could not process the device-list notification {msg}")
-            if msg["from"].bare != BOB.bare:
-                continue
+        async def announced():
+            return alice.announced(BOB, bob2_device, start) >= {TWO, OLD}
+
+        await alice.wait_for_lists(
+            announced,
+            f"no notification of bob's device lists ({' and '.join(DEVICE_LIST_NODES.values())}) "
+            f"listing his new device {bob2_device} (XEP-0163 4.3.3 rule 1)",
+            start=start,
+        )
+        for msg, _ in alice.device_list_log[start:]:
             for namespace, ids in device_ids_in_event(msg).items():
-                if bob2_device in ids:
+                if msg["from"].bare == BOB.bare and bob2_device in ids:
                     self.assertEqual(event_node(msg), DEVICE_LIST_NODES[namespace])
                     self.assertIn(bob_device, ids, "the device list must keep bob's first device")
-                    announced[namespace] = msg
         for namespace in (TWO, OLD):
             device = await alice.known_device(BOB, bob2_device)
             self.assertIsNotNone(device, "alice's library did not take the new device from the notification")
