@@ -262,3 +262,30 @@ async fn iq_to_an_offline_full_jid_gets_service_unavailable() {
         .await;
     assert!(reply.contains("<service-unavailable"), "{reply}");
 }
+
+#[tokio::test]
+async fn more_offline_messages_than_the_session_queue_holds_are_all_delivered() {
+    let server = TestServer::start_with("[limits]\nsession_queue = 8\n").await;
+    server.add_user("alice@localhost", "wonderland").await;
+    server.add_user("bob@localhost", "builder").await;
+    let mut alice = online(&server, "alice", "wonderland", "a").await;
+    for n in 1..=40 {
+        alice
+            .send(&format!(
+                "<message to='bob@localhost' type='chat' id='q{n}'><body>{n}</body></message>"
+            ))
+            .await;
+    }
+    alice
+        .iq(
+            "sync",
+            "<iq type='get' id='sync' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>",
+        )
+        .await;
+    let mut bob = RawClient::login(&server, "bob", "builder", "b").await;
+    bob.send("<presence/>").await;
+    for n in 1..=40 {
+        let message = bob.expect_stanza("<body>").await;
+        assert!(message.contains(&format!("id='q{n}'")), "{message}");
+    }
+}

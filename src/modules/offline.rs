@@ -150,7 +150,17 @@ impl OfflineModule {
         }
     }
 
-    async fn deliver_stored(&self, router: &Router, session: &SessionHandle) {
+    /// Delivers the stored messages from a task of its own: the session's actor is busy with
+    /// the presence that triggered this and must stay free to empty its inbox.
+    fn spawn_delivery(router: &Router, session: &SessionHandle) {
+        let Some(router) = router.handle() else {
+            return;
+        };
+        let session = session.clone();
+        tokio::spawn(async move { Self::deliver_stored(&router, &session).await });
+    }
+
+    async fn deliver_stored(router: &Router, session: &SessionHandle) {
         let available_priority = router
             .sessions
             .get(&session.jid)
@@ -185,7 +195,7 @@ impl OfflineModule {
                 let stamp = OffsetDateTime::from_unix_timestamp(stored.stamp)
                     .unwrap_or(OffsetDateTime::UNIX_EPOCH);
                 message.append_child(delay(&host, stamp));
-                if !session.send(message) {
+                if !session.send_waiting(message).await {
                     stalled = true;
                     break;
                 }
@@ -210,7 +220,7 @@ impl EventHook for OfflineModule {
                 self.store_message(router, to, message).await
             }
             Event::SessionAvailable { session } => {
-                self.deliver_stored(router, session).await;
+                Self::spawn_delivery(router, session);
                 Flow::Continue
             }
             _ => Flow::Continue,

@@ -61,7 +61,7 @@ const PEP_FEATURES: &[&str] = &[
 
 /// The PEP module.
 pub struct PepModule {
-    engine: PubSub,
+    engine: Arc<PubSub>,
     rosters: Arc<RosterModule>,
 }
 
@@ -245,11 +245,28 @@ impl PepModule {
             max_item_size: config.max_item_size,
         };
         PepModule {
-            engine: PubSub::new(storage, limits, NodeConfig::pep_default()),
+            engine: Arc::new(PubSub::new(storage, limits, NodeConfig::pep_default())),
             rosters,
         }
     }
 
+    fn last_items(&self) -> LastItems {
+        LastItems {
+            engine: self.engine.clone(),
+            rosters: self.rosters.clone(),
+        }
+    }
+}
+
+/// Sends last published items (XEP-0163 §4.3.3) from a task of its own, waiting for room in
+/// the session's inbox: there may be more than it holds, and its actor must keep emptying it.
+#[derive(Clone)]
+struct LastItems {
+    engine: Arc<PubSub>,
+    rosters: Arc<RosterModule>,
+}
+
+impl LastItems {
     /// Sends the last item of every node `session` asked for, from its own account and from
     /// each local contact whose node it may read (XEP-0163 §6.2).
     async fn send_last_items(&self, router: &Router, session: &FullJid) {
@@ -307,7 +324,9 @@ impl PepModule {
             message.append_child(delay(owner.as_str(), stamp));
             message.set_attr("from", owner.to_string());
             message.set_attr("to", session.to_string());
-            router.send_to_full(session, message);
+            if !entry.handle.send_waiting(message).await {
+                return;
+            }
         }
     }
 }
@@ -333,15 +352,24 @@ impl IqHandler for PepModule {
 #[async_trait]
 impl EventHook for PepModule {
     async fn on_event(&self, router: &Router, event: &Event<'_>) -> Flow {
+        let Some(router) = router.handle() else {
+            return Flow::Continue;
+        };
+        let sender = self.last_items();
         match event {
             Event::NotifyInterestsKnown { session } | Event::SessionAvailable { session } => {
-                self.send_last_items(router, &session.jid).await;
+                let jid = session.jid.clone();
+                tokio::spawn(async move { sender.send_last_items(&router, &jid).await });
             }
             Event::SubscriptionApproved { user, contact } => {
-                for session in router.sessions.of_account(contact) {
-                    self.send_last_items_of(router, user, &session.handle.jid)
-                        .await;
-                }
+                let (user, contact) = ((*user).clone(), (*contact).clone());
+                tokio::spawn(async move {
+                    for session in router.sessions.of_account(&contact) {
+                        sender
+                            .send_last_items_of(&router, &user, &session.handle.jid)
+                            .await;
+                    }
+                });
             }
             _ => {}
         }

@@ -21,6 +21,9 @@ pub enum SessionCommand {
 
 static NEXT_SESSION_ID: AtomicU64 = AtomicU64::new(1);
 
+/// How long a bulk delivery waits for room in a session's inbox before giving up.
+const BULK_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// A cheap handle on a session actor.
 #[derive(Debug, Clone)]
 pub struct SessionHandle {
@@ -63,6 +66,14 @@ impl SessionHandle {
             }
             Err(mpsc::error::TrySendError::Closed(_)) => false,
         }
+    }
+
+    /// Queues a stanza of a bulk delivery (offline messages, last PEP items), waiting for
+    /// room instead of treating a full inbox as a slow consumer. Call it from a task of its
+    /// own, never from the session's actor, which is what empties the inbox.
+    pub async fn send_waiting(&self, stanza: Element) -> bool {
+        let sent = tokio::time::timeout(BULK_WAIT, self.tx.send(SessionCommand::Stanza(stanza)));
+        matches!(sent.await, Ok(Ok(())))
     }
 
     /// Asks the session to close with a stream error.
