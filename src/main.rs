@@ -9,7 +9,7 @@ use rempart::accounts::Accounts;
 use rempart::admin::socket::request;
 use rempart::admin::{execute, AdminRequest, AdminResponse};
 use rempart::config::Config;
-use rempart::modules::{enabled_modules, implements_table};
+use rempart::modules::{catalogue, enabled_modules};
 use rempart::storage::Storage;
 use rempart::Server;
 use tokio_util::sync::CancellationToken;
@@ -41,7 +41,11 @@ enum Command {
         action: ConfigAction,
     },
     /// Print the table of implemented XEPs and RFCs (as in the README).
-    Xeps,
+    Xeps {
+        /// Print the XEP-0453 DOAP file (rempart.doap) instead.
+        #[arg(long)]
+        doap: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -87,12 +91,14 @@ fn main() -> anyhow::Result<()> {
             Command::Config {
                 action: ConfigAction::Check { file },
             } => check(file.or(cli.config).as_deref()),
-            Command::Xeps => {
+            Command::Xeps { doap } => {
                 let config = Config::load(cli.config.as_deref())?;
-                print!(
-                    "{}",
-                    implements_table(&enabled_modules(&config, &Storage::memory()))
-                );
+                let modules = enabled_modules(&config, &Storage::memory());
+                if doap {
+                    print!("{}", catalogue::doap(&modules));
+                } else {
+                    print!("{}", catalogue::implements_table(&modules));
+                }
                 Ok(())
             }
         }

@@ -257,3 +257,16 @@ fn readme_lists_exactly_what_the_modules_declare() {
     assert!(output.status.success());
     assert_eq!(&readme[start..end], String::from_utf8_lossy(&output.stdout));
 }
+
+#[test]
+fn doap_file_lists_exactly_what_the_modules_declare() {
+    let doap = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/rempart.doap"))
+        .expect("rempart.doap");
+    let output = Command::new(BIN)
+        .args(["xeps", "--doap"])
+        .output()
+        .expect("runs");
+    assert!(output.status.success());
+    assert_eq!(doap, String::from_utf8_lossy(&output.stdout));
+    assert!(doap.contains("xep-0384.html"), "OMEMO is declared");
+}

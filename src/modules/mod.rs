@@ -2,6 +2,7 @@
 //! and stream features as data; the router runs them.
 
 pub mod caps;
+pub mod catalogue;
 pub mod disco;
 pub mod offline;
 pub mod pep;
@@ -364,58 +365,6 @@ pub struct ModulesConfig {
     pub pep: pep::PepConfig,
     /// `[modules.pubsub]`
     pub pubsub: pubsub_service::PubSubServiceConfig,
-}
-
-/// What the core (streams, TLS, SASL, binding) implements outside any module.
-pub static CORE_IMPLEMENTS: &[Implements] = &[
-    Implements {
-        spec: "RFC 6120",
-        version: "2011",
-        note: "streams, STARTTLS, SASL, resource binding, stream and stanza errors",
-    },
-    Implements {
-        spec: "RFC 7590",
-        version: "2015",
-        note: "TLS 1.2/1.3 only, SNI certificate selection",
-    },
-    Implements {
-        spec: "RFC 9266",
-        version: "2022",
-        note: "SCRAM -PLUS with tls-exporter (and tls-server-end-point)",
-    },
-    Implements {
-        spec: "XEP-0368",
-        version: "1.1.0",
-        note: "direct TLS listener with ALPN xmpp-client",
-    },
-    Implements {
-        spec: "XEP-0440",
-        version: "1.0.0",
-        note: "channel-binding types advertised",
-    },
-];
-
-/// The Markdown table of implemented specifications, as the README shows it.
-pub fn implements_table(modules: &[Arc<dyn Module>]) -> String {
-    let core = CORE_IMPLEMENTS
-        .iter()
-        .map(|i| (i.spec, i.version, "core", i.note));
-    let mut rows: Vec<(&str, &str, &str, &str)> = modules
-        .iter()
-        .flat_map(|m| {
-            m.implements()
-                .iter()
-                .map(move |i| (i.spec, i.version, m.name(), i.note))
-        })
-        .chain(core)
-        .collect();
-    rows.sort();
-    let mut table =
-        String::from("| Specification | Version | Module | Support |\n|---|---|---|---|\n");
-    for (spec, version, module, note) in rows {
-        table.push_str(&format!("| {spec} | {version} | {module} | {note} |\n"));
-    }
-    table
 }
 
 /// Builds every module the configuration enables, dependencies first.
