@@ -707,3 +707,49 @@ async fn a_resource_announcing_already_verified_caps_gets_the_last_items_too() {
     );
     drop(alice);
 }
+
+#[tokio::test]
+async fn a_new_caps_version_is_queried_once_for_all_the_resources_announcing_it() {
+    let server = TestServer::start().await;
+    users(&server).await;
+    let mut alice = RawClient::login(&server, "alice", "wonderland", "a").await;
+    alice
+        .iq(
+            "p1",
+            &publish("p1", DEVICES, "current", &devices(&[8080]), ""),
+        )
+        .await;
+    let info = DiscoInfo {
+        node: None,
+        identities: vec![Identity::new("client", "pc").named("Popular Client 2.0")],
+        features: vec![format!("{DEVICES}+notify")],
+        forms: vec![],
+    };
+    let ver = ver_string(&info);
+    let presence = format!(
+        "<presence><c xmlns='http://jabber.org/protocol/caps' hash='sha-1' node='urn:popular' ver='{ver}'/></presence>"
+    );
+    let mut first = RawClient::login(&server, "alice", "wonderland", "first").await;
+    first.send(&presence).await;
+    let query = first.expect_stanza("disco#info").await;
+    let mut second = RawClient::login(&server, "alice", "wonderland", "second").await;
+    second.send(&presence).await;
+    second.expect_stanza("from='alice@localhost/second'").await;
+    let id = query
+        .split("id='")
+        .nth(1)
+        .and_then(|v| v.split('\'').next())
+        .expect("id")
+        .to_owned();
+    first
+        .send(&format!("<iq type='result' id='{id}' to='localhost'><query xmlns='http://jabber.org/protocol/disco#info' node='urn:popular#{ver}'><identity category='client' type='pc' name='Popular Client 2.0'/><feature var='{DEVICES}+notify'/></query></iq>"))
+        .await;
+    let event = second.expect_stanza("pubsub#event").await;
+    assert!(event.contains("<device id='8080'/>"), "{event}");
+    assert!(
+        !second.unread().contains("disco#info"),
+        "asked twice: {}",
+        second.unread()
+    );
+    first.expect_stanza("pubsub#event").await;
+}

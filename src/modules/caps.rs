@@ -18,13 +18,27 @@ use crate::router::{Router, SessionHandle};
 /// Verified `ver` strings kept before the cache is emptied and rebuilt.
 const CACHE_LIMIT: usize = 10_000;
 
-/// Notify interests per verified `ver`.
-type InterestCache = HashMap<String, Arc<HashSet<String>>>;
+/// Verified interests per `ver`, and the sessions waiting while a `ver` is being queried.
+#[derive(Default)]
+struct CapsState {
+    verified: HashMap<String, Arc<HashSet<String>>>,
+    discovering: HashMap<String, Vec<SessionHandle>>,
+}
+
+/// What to do with a presence announcing a `ver`.
+enum Lookup {
+    /// Known: apply these interests.
+    Known(Arc<HashSet<String>>),
+    /// Someone is already asking: this session waits for that answer.
+    Waiting,
+    /// Nobody asked yet: this session's client is queried.
+    Query,
+}
 
 /// The capabilities module.
 #[derive(Default)]
 pub struct CapsModule {
-    verified: Arc<Mutex<InterestCache>>,
+    state: Arc<Mutex<CapsState>>,
 }
 
 static IMPLEMENTS: &[Implements] = &[Implements {
@@ -69,20 +83,54 @@ fn announced_caps(presence: &Element) -> Option<(String, String, Option<String>)
     ))
 }
 
-fn cached(cache: &Mutex<InterestCache>, ver: &str) -> Option<Arc<HashSet<String>>> {
-    cache
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .get(ver)
-        .cloned()
+fn lookup(
+    state: &Mutex<CapsState>,
+    ver: &str,
+    session: &SessionHandle,
+    verifiable: bool,
+) -> Lookup {
+    let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(interests) = state.verified.get(ver) {
+        return Lookup::Known(interests.clone());
+    }
+    if !verifiable {
+        return Lookup::Query;
+    }
+    match state.discovering.get_mut(ver) {
+        Some(waiting) => {
+            waiting.push(session.clone());
+            Lookup::Waiting
+        }
+        None => {
+            state.discovering.insert(ver.to_owned(), Vec::new());
+            Lookup::Query
+        }
+    }
 }
 
-fn remember(cache: &Mutex<InterestCache>, ver: String, interests: Arc<HashSet<String>>) {
-    let mut cache = cache.lock().unwrap_or_else(|e| e.into_inner());
-    if cache.len() >= CACHE_LIMIT {
-        cache.clear();
+/// Caches verified interests and hands back the sessions that waited for them.
+fn verified(
+    state: &Mutex<CapsState>,
+    ver: &str,
+    interests: Arc<HashSet<String>>,
+) -> Vec<SessionHandle> {
+    let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
+    if state.verified.len() >= CACHE_LIMIT {
+        state.verified.clear();
     }
-    cache.insert(ver, interests);
+    state.verified.insert(ver.to_owned(), interests);
+    state.discovering.remove(ver).unwrap_or_default()
+}
+
+/// After a failed query, the next waiting session to ask, if any.
+fn next_to_ask(state: &Mutex<CapsState>, ver: &str) -> Option<SessionHandle> {
+    let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
+    let waiting = state.discovering.get_mut(ver)?;
+    if waiting.is_empty() {
+        state.discovering.remove(ver);
+        return None;
+    }
+    Some(waiting.remove(0))
 }
 
 impl CapsModule {
@@ -103,34 +151,52 @@ impl CapsModule {
         }
     }
 
-    /// Asks the client for the features behind `node#ver`, verifies the hash and applies them.
+    /// Asks a client for the features behind `node#ver` and verifies the hash; a verified
+    /// answer serves every session that waited for it, a failed one passes the question on
+    /// to the next waiting session.
     async fn discover(
-        cache: Arc<Mutex<InterestCache>>,
+        state: Arc<Mutex<CapsState>>,
         router: Arc<Router>,
         session: SessionHandle,
         node: String,
         ver: String,
         hash: Option<String>,
     ) {
-        let query = Element::new("query", ns::DISCO_INFO).attr("node", format!("{node}#{ver}"));
-        let host = session.jid.domain().to_string();
-        let Some(answer) = router.query(&session.jid, &host, query).await else {
-            debug!("no capabilities answer");
-            return;
-        };
-        let Some(info) = answer
-            .get_child("query", ns::DISCO_INFO)
-            .map(DiscoInfo::from_element)
-        else {
-            return;
-        };
-        let interests = Arc::new(notify_interests(&info));
-        if hash.as_deref() == Some("sha-1") && ver_string(&info) == ver {
-            remember(&cache, ver, interests.clone());
-        } else {
-            debug!("capabilities hash not verified; used for this session only");
+        let verifiable = hash.as_deref() == Some("sha-1");
+        let mut asked = session;
+        loop {
+            let query = Element::new("query", ns::DISCO_INFO).attr("node", format!("{node}#{ver}"));
+            let host = asked.jid.domain().to_string();
+            let info = router
+                .query(&asked.jid, &host, query)
+                .await
+                .and_then(|answer| {
+                    answer
+                        .get_child("query", ns::DISCO_INFO)
+                        .map(DiscoInfo::from_element)
+                });
+            if let Some(info) = &info {
+                let interests = Arc::new(notify_interests(info));
+                if verifiable && ver_string(info) == ver {
+                    let waiting = verified(&state, &ver, interests.clone());
+                    for session in std::iter::once(asked).chain(waiting) {
+                        Self::apply(&router, &session, interests.clone()).await;
+                    }
+                    return;
+                }
+                debug!("capabilities hash not verified; used for this session only");
+                Self::apply(&router, &asked, interests).await;
+            } else {
+                debug!("no capabilities answer");
+            }
+            if !verifiable {
+                return;
+            }
+            match next_to_ask(&state, &ver) {
+                Some(next) => asked = next,
+                None => return,
+            }
         }
-        Self::apply(&router, &session, interests).await;
     }
 }
 
@@ -143,9 +209,14 @@ impl EventHook for CapsModule {
         let Some((node, ver, hash)) = announced_caps(presence) else {
             return Flow::Continue;
         };
-        if let Some(interests) = cached(&self.verified, &ver) {
-            Self::apply(router, session, interests).await;
-            return Flow::Continue;
+        let verifiable = hash.as_deref() == Some("sha-1");
+        match lookup(&self.state, &ver, session, verifiable) {
+            Lookup::Known(interests) => {
+                Self::apply(router, session, interests).await;
+                return Flow::Continue;
+            }
+            Lookup::Waiting => return Flow::Continue,
+            Lookup::Query => {}
         }
         let Some(router) = router.handle() else {
             return Flow::Continue;
@@ -153,7 +224,7 @@ impl EventHook for CapsModule {
         let session = (*session).clone();
         // The answer arrives through this very session: never wait for it here.
         tokio::spawn(Self::discover(
-            self.verified.clone(),
+            self.state.clone(),
             router,
             session,
             node,

@@ -350,6 +350,11 @@ impl RawClient {
         }
     }
 
+    /// What arrived but no expectation consumed yet.
+    pub fn unread(&self) -> &str {
+        &self.buffer
+    }
+
     /// Reads until the server closes the connection; returns all that was not consumed.
     pub async fn read_to_close(&mut self) -> String {
         tokio::time::timeout(GUARD, async {
