@@ -161,6 +161,9 @@ pub struct LimitsConfig {
     pub negotiation_timeout_secs: u64,
     /// Simultaneous connections accepted on all listeners.
     pub max_connections: usize,
+    /// Simultaneous connections from one client address (0: no limit; many users may share
+    /// an address behind NAT).
+    pub max_connections_per_address: usize,
     /// Seconds of silence after which the server pings a client.
     pub idle_ping_secs: u64,
     /// Seconds a pinged client has to answer before it is disconnected.
@@ -181,6 +184,7 @@ impl Default for LimitsConfig {
             max_attributes: 64,
             negotiation_timeout_secs: 30,
             max_connections: 100_000,
+            max_connections_per_address: 0,
             idle_ping_secs: 300,
             ping_timeout_secs: 60,
             session_queue: 512,

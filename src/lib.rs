@@ -30,6 +30,7 @@ use crate::admin::AdminService;
 use crate::c2s::C2sContext;
 use crate::config::{Config, ListenerConfig};
 use crate::modules::{enabled_modules, Registry};
+use crate::net::per_address::PerAddress;
 use crate::net::tls::{TlsContext, TlsError};
 use crate::router::Router;
 use crate::storage::{Storage, StorageError};
@@ -136,13 +137,16 @@ impl Server {
             self.tls.clone(),
             shutdown.clone(),
         ));
-        let connections = Arc::new(Semaphore::new(self.router.config.limits.max_connections));
+        let limits = &self.router.config.limits;
+        let connections = Arc::new(Semaphore::new(limits.max_connections));
+        let per_address = PerAddress::new(limits.max_connections_per_address);
         for (listener, config) in self.listeners {
             tracker.spawn(net::listener::accept_loop(
                 listener,
                 config,
                 ctx.clone(),
                 connections.clone(),
+                per_address.clone(),
                 tracker.clone(),
                 shutdown.clone(),
             ));

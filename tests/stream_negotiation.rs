@@ -399,3 +399,19 @@ async fn plain_is_never_offered_without_tls() {
         "{features}"
     );
 }
+
+#[tokio::test]
+async fn connections_beyond_the_per_address_limit_are_refused() {
+    let server = TestServer::start_with("[limits]\nmax_connections_per_address = 1\n").await;
+    let mut first = RawClient::connect(server.starttls).await;
+    first.open("localhost").await;
+    let mut second = RawClient::connect(server.starttls).await;
+    second
+        .send_lossy(common::header("localhost").as_bytes())
+        .await;
+    let refused = second.read_to_close().await;
+    assert!(
+        refused.is_empty(),
+        "the second connection gets nothing: {refused}"
+    );
+}

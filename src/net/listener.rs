@@ -11,6 +11,7 @@ use tracing::{info, warn};
 
 use crate::c2s::{serve_connection, C2sContext};
 use crate::config::ListenerConfig;
+use crate::net::per_address::PerAddress;
 
 /// Accepts on `listener` until shutdown.
 pub async fn accept_loop(
@@ -18,6 +19,7 @@ pub async fn accept_loop(
     config: ListenerConfig,
     ctx: Arc<C2sContext>,
     connections: Arc<Semaphore>,
+    per_address: Arc<PerAddress>,
     tracker: TaskTracker,
     shutdown: CancellationToken,
 ) {
@@ -39,10 +41,15 @@ pub async fn accept_loop(
             warn!(%peer, "connection limit reached, refusing");
             continue;
         };
+        let Some(slot) = per_address.acquire(peer.ip()) else {
+            warn!(%peer, "per-address connection limit reached, refusing");
+            continue;
+        };
         let ctx = ctx.clone();
         let config = config.clone();
         tracker.spawn(async move {
             serve_connection(ctx, tcp, peer, config).await;
+            drop(slot);
             drop(permit);
         });
     }
