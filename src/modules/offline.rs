@@ -2,7 +2,8 @@
 //! an available resource are stored durably and delivered, in order and stamped with a
 //! XEP-0203 delay, at its next available presence.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use jid::BareJid;
@@ -52,6 +53,7 @@ struct StoredMessage {
 /// The offline storage module.
 pub struct OfflineModule {
     config: OfflineConfig,
+    delivering: Arc<Mutex<HashSet<BareJid>>>,
 }
 
 static IMPLEMENTS: &[Implements] = &[
@@ -106,7 +108,10 @@ fn worth_storing(message: &Element) -> bool {
 impl OfflineModule {
     /// The module with its configuration.
     pub fn new(config: OfflineConfig) -> Self {
-        OfflineModule { config }
+        OfflineModule {
+            config,
+            delivering: Arc::default(),
+        }
     }
 
     fn store(router: &Router, user: &BareJid) -> ArchiveStore<StoredMessage> {
@@ -152,12 +157,30 @@ impl OfflineModule {
 
     /// Delivers the stored messages from a task of its own: the session's actor is busy with
     /// the presence that triggered this and must stay free to empty its inbox.
-    fn spawn_delivery(router: &Router, session: &SessionHandle) {
+    /// Only one delivery runs per account: XEP-0160 hands stored messages to the first
+    /// available resource, and two at once would both send the same batch.
+    fn spawn_delivery(&self, router: &Router, session: &SessionHandle) {
         let Some(router) = router.handle() else {
             return;
         };
+        let account = session.jid.to_bare();
+        let first = self
+            .delivering
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(account.clone());
+        if !first {
+            return;
+        }
+        let delivering = self.delivering.clone();
         let session = session.clone();
-        tokio::spawn(async move { Self::deliver_stored(&router, &session).await });
+        tokio::spawn(async move {
+            Self::deliver_stored(&router, &session).await;
+            delivering
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&account);
+        });
     }
 
     async fn deliver_stored(router: &Router, session: &SessionHandle) {
@@ -220,7 +243,7 @@ impl EventHook for OfflineModule {
                 self.store_message(router, to, message).await
             }
             Event::SessionAvailable { session } => {
-                Self::spawn_delivery(router, session);
+                self.spawn_delivery(router, session);
                 Flow::Continue
             }
             _ => Flow::Continue,
