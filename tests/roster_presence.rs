@@ -265,3 +265,27 @@ async fn directed_presence_reaches_a_non_contact_and_is_undone_on_logout() {
     let gone = bob.expect_stanza("type='unavailable'").await;
     assert!(gone.contains("from='alice@localhost/a'"), "{gone}");
 }
+
+#[tokio::test]
+async fn subscription_requests_reach_only_resources_that_asked_for_the_roster() {
+    let server = TestServer::start().await;
+    let (mut alice, mut bob) = two_users(&server).await;
+    let mut quiet = RawClient::login(&server, "bob", "builder", "quiet").await;
+    quiet.available().await;
+    alice
+        .send("<presence to='bob@localhost' type='subscribe'/>")
+        .await;
+    bob.expect_stanza("type='subscribe'").await;
+    let pong = quiet
+        .iq(
+            "q1",
+            "<iq type='get' id='q1' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>",
+        )
+        .await;
+    assert!(pong.contains("type='result'"), "{pong}");
+    assert!(
+        !quiet.unread().contains("type='subscribe'"),
+        "{}",
+        quiet.unread()
+    );
+}

@@ -349,7 +349,7 @@ impl PresenceModule {
                         .save(router, user, &contact, before.as_ref(), &after)
                         .await
                     {
-                        self.deliver_to_available(router, user, &stamped);
+                        self.deliver_to_interested(router, user, &stamped);
                     }
                 }
             }
@@ -360,7 +360,7 @@ impl PresenceModule {
                     .save(router, user, &contact, before.as_ref(), &after)
                     .await
                 {
-                    self.deliver_to_available(router, user, &stamped);
+                    self.deliver_to_interested(router, user, &stamped);
                 }
             }
             "unsubscribe" if after.subscription.has_from() || after.pending_in => {
@@ -371,7 +371,7 @@ impl PresenceModule {
                     .save(router, user, &contact, before.as_ref(), &after)
                     .await
                 {
-                    self.deliver_to_available(router, user, &stamped);
+                    self.deliver_to_interested(router, user, &stamped);
                 }
             }
             "unsubscribed" if after.subscription.has_to() || after.pending_out => {
@@ -381,7 +381,7 @@ impl PresenceModule {
                     .save(router, user, &contact, before.as_ref(), &after)
                     .await
                 {
-                    self.deliver_to_available(router, user, &stamped);
+                    self.deliver_to_interested(router, user, &stamped);
                 }
             }
             _ => {}
@@ -458,9 +458,11 @@ impl PresenceModule {
         }
     }
 
-    fn deliver_to_available(&self, router: &Router, user: &BareJid, stanza: &Element) {
+    /// Subscription stanzas go to the user's interested resources: available ones that
+    /// asked for the roster (RFC 6121 §1.4, §3.1.3).
+    fn deliver_to_interested(&self, router: &Router, user: &BareJid, stanza: &Element) {
         for session in router.sessions.of_account(user) {
-            if session.presence.available.is_some() {
+            if session.presence.available.is_some() && session.presence.interested {
                 session.handle.send(readdressed(
                     stanza,
                     stanza.get_attr("from").unwrap_or_default(),
