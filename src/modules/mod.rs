@@ -8,9 +8,11 @@ pub mod offline;
 pub mod pep;
 pub mod ping;
 pub mod presence;
+pub mod private;
 pub mod pubsub_service;
 pub mod roster;
 pub mod time;
+pub mod vcard;
 pub mod version;
 
 use std::collections::HashMap;
@@ -383,6 +385,8 @@ pub fn enabled_modules(
         Arc::new(caps::CapsModule::default()),
         Arc::new(ping::PingModule),
         Arc::new(time::TimeModule),
+        Arc::new(private::PrivateModule),
+        Arc::new(vcard::VCardModule),
     ];
     if config.pep.enabled {
         modules.push(Arc::new(pep::PepModule::new(

@@ -48,3 +48,7 @@ pub const HINTS: &str = "urn:xmpp:hints";
 pub const SASL_CB: &str = "urn:xmpp:sasl-cb:0";
 /// XEP-0004 data forms.
 pub const DATA_FORMS: &str = "jabber:x:data";
+/// XEP-0049 private XML storage.
+pub const PRIVATE: &str = "jabber:iq:private";
+/// XEP-0054 vcard-temp.
+pub const VCARD: &str = "vcard-temp";

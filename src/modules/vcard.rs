@@ -1,0 +1,76 @@
+//! XEP-0054: vcard-temp — each account's vCard, set by its owner and readable by anyone
+//! (clients show names and avatars from it).
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use rempart_xep::element::Element;
+use rempart_xep::ns;
+use rempart_xep::stanza::{Condition, IqType, StanzaError};
+
+use crate::modules::roster::internal;
+use crate::modules::{Implements, IqHandler, IqRequest, IqResult, IqScope, Module, Registrar};
+use crate::router::Router;
+
+/// Store name of vCards.
+const STORE: &str = "vcard";
+
+/// The vcard-temp module.
+pub struct VCardModule;
+
+static IMPLEMENTS: &[Implements] = &[Implements {
+    spec: "XEP-0054",
+    version: "1.3.0",
+    note: "vCards stored per account",
+}];
+
+impl Module for VCardModule {
+    fn name(&self) -> &'static str {
+        "vcard"
+    }
+
+    fn implements(&self) -> &'static [Implements] {
+        IMPLEMENTS
+    }
+
+    fn register(self: Arc<Self>, registrar: &mut Registrar) {
+        registrar.iq(IqScope::Account, ns::VCARD, "vCard", self);
+        registrar.account_feature(ns::VCARD);
+        registrar.server_feature(ns::VCARD);
+    }
+}
+
+#[async_trait]
+impl IqHandler for VCardModule {
+    async fn handle(&self, router: &Router, request: IqRequest) -> IqResult {
+        let account = request.to.to_bare();
+        let user = account.node().map(|n| n.to_string()).unwrap_or_default();
+        let store = router
+            .storage
+            .kv::<String>(account.domain().as_str(), STORE);
+        match request.iq_type {
+            IqType::Set => {
+                if !request.from_owner() {
+                    return Err(StanzaError::new(Condition::Forbidden));
+                }
+                store
+                    .set(&user, &request.payload.to_xml())
+                    .await
+                    .map_err(internal)?;
+                Ok(None)
+            }
+            _ => {
+                let stored = store
+                    .get(&user)
+                    .await
+                    .map_err(internal)?
+                    .and_then(|xml| Element::parse(&xml).ok());
+                match stored {
+                    Some(vcard) => Ok(Some(vcard)),
+                    None if request.from_owner() => Ok(Some(Element::new("vCard", ns::VCARD))),
+                    None => Err(StanzaError::new(Condition::ItemNotFound)),
+                }
+            }
+        }
+    }
+}
