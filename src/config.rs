@@ -9,6 +9,7 @@ use serde::Deserialize;
 use thiserror::Error;
 
 use crate::modules::ModulesConfig;
+use crate::s2s::S2sConfig;
 use crate::storage::BackendKind;
 
 /// Why a configuration could not be loaded.
@@ -40,6 +41,8 @@ pub struct Config {
     pub listeners: Vec<ListenerConfig>,
     /// Per-module settings.
     pub modules: ModulesConfig,
+    /// Server-to-server links.
+    pub s2s: S2sConfig,
     /// Logging.
     pub log: LogConfig,
 }
@@ -54,6 +57,7 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             listeners: default_listeners(),
             modules: ModulesConfig::default(),
+            s2s: S2sConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -202,6 +206,8 @@ pub enum ListenerKind {
     C2s,
     /// Client connections, TLS from the first byte (XEP-0368, ALPN `xmpp-client`).
     C2sDirectTls,
+    /// Server connections, STARTTLS then dialback (XEP-0220).
+    S2s,
 }
 
 /// One `[[listeners]]` entry.
@@ -230,6 +236,7 @@ fn default_listeners() -> Vec<ListenerConfig> {
     vec![
         listen(ListenerKind::C2s, 5222),
         listen(ListenerKind::C2sDirectTls, 5223),
+        listen(ListenerKind::S2s, 5269),
     ]
 }
 
@@ -333,7 +340,7 @@ mod tests {
     fn defaults_are_valid() {
         let config = Config::from_toml("").expect("defaults");
         assert_eq!(config.server.hosts, vec!["localhost".to_owned()]);
-        assert_eq!(config.listeners.len(), 2);
+        assert_eq!(config.listeners.len(), 3);
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod modules;
 pub mod net;
 pub mod pubsub;
 pub mod router;
+pub mod s2s;
 pub mod sasl;
 pub mod storage;
 pub mod stream;
@@ -57,6 +58,17 @@ pub enum ServerError {
     Admin(std::io::Error),
 }
 
+/// The XML reader limits of the configuration.
+pub fn reader_limits(config: &Config) -> stream::reader::ReaderLimits {
+    stream::reader::ReaderLimits {
+        max_stanza_size: config.limits.max_stanza_size,
+        structure: rempart_xep::parse::Limits {
+            max_depth: config.limits.max_depth,
+            max_attributes: config.limits.max_attributes,
+        },
+    }
+}
+
 /// A built server, listeners bound, ready to run.
 pub struct Server {
     router: Arc<Router>,
@@ -88,7 +100,8 @@ impl Server {
         );
         let modules = enabled_modules(&config, &storage);
         let registry = Registry::build(&modules);
-        let router = Router::new(config.clone(), storage, accounts, registry);
+        let s2s = s2s::S2s::new(config.s2s.clone(), reader_limits(&config));
+        let router = Router::new(config.clone(), storage, accounts, registry, s2s);
         let mut listeners = Vec::new();
         for listener in &config.listeners {
             let bound = TcpListener::bind(listener.address)

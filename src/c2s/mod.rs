@@ -8,7 +8,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use rempart_xep::parse::Limits;
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info_span, Instrument};
@@ -58,14 +57,7 @@ impl C2sContext {
 
     /// Reader limits from the configuration.
     pub fn reader_limits(&self) -> ReaderLimits {
-        let limits = &self.router.config.limits;
-        ReaderLimits {
-            max_stanza_size: limits.max_stanza_size,
-            structure: Limits {
-                max_depth: limits.max_depth,
-                max_attributes: limits.max_attributes,
-            },
-        }
+        crate::reader_limits(&self.router.config)
     }
 }
 
@@ -80,9 +72,10 @@ pub async fn serve_connection(
     let span = info_span!("c2s", conn, %peer, jid = tracing::field::Empty);
     async move {
         let _ = tcp.set_nodelay(true);
-        let (transport, bindings) = match listener.kind {
-            ListenerKind::C2s => (Transport::Plain(tcp), ChannelBindings::default()),
-            ListenerKind::C2sDirectTls => {
+        let direct_tls = listener.kind == ListenerKind::C2sDirectTls;
+        let (transport, bindings) = match direct_tls {
+            false => (Transport::Plain(tcp), ChannelBindings::default()),
+            true => {
                 let acceptor = tokio_rustls::TlsAcceptor::from(ctx.tls.direct.clone());
                 let handshake =
                     tokio::time::timeout(ctx.negotiation_timeout(), acceptor.accept(tcp));

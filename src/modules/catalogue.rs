@@ -30,6 +30,11 @@ pub static CORE_IMPLEMENTS: &[Implements] = &[
         note: "direct TLS listener with ALPN xmpp-client",
     },
     Implements {
+        spec: "XEP-0220",
+        version: "1.1.1",
+        note: "server dialback over STARTTLS, to statically routed domains",
+    },
+    Implements {
         spec: "XEP-0440",
         version: "1.0.0",
         note: "channel-binding types advertised",

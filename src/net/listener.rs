@@ -10,7 +10,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use crate::c2s::{serve_connection, C2sContext};
-use crate::config::ListenerConfig;
+use crate::config::{ListenerConfig, ListenerKind};
 use crate::net::per_address::PerAddress;
 
 /// Accepts on `listener` until shutdown.
@@ -48,7 +48,12 @@ pub async fn accept_loop(
         let ctx = ctx.clone();
         let config = config.clone();
         tracker.spawn(async move {
-            serve_connection(ctx, tcp, peer, config).await;
+            match config.kind {
+                ListenerKind::S2s => crate::s2s::inbound::serve(ctx, tcp, peer).await,
+                ListenerKind::C2s | ListenerKind::C2sDirectTls => {
+                    serve_connection(ctx, tcp, peer, config).await
+                }
+            }
             drop(slot);
             drop(permit);
         });

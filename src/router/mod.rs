@@ -20,6 +20,7 @@ pub use sessions::{PresenceState, SessionCommand, SessionEntry, SessionHandle, S
 use crate::accounts::Accounts;
 use crate::config::Config;
 use crate::modules::{Event, Flow, IqRequest, IqScope, Registry};
+use crate::s2s::S2s;
 use crate::storage::Storage;
 
 /// Where a stanza is going, as far as routing is concerned.
@@ -50,6 +51,7 @@ pub struct Router {
     /// What the modules registered.
     pub registry: Registry,
     queries: queries::PendingQueries,
+    s2s: Arc<S2s>,
     this: OnceLock<Weak<Router>>,
 }
 
@@ -60,6 +62,7 @@ impl Router {
         storage: Storage,
         accounts: Accounts,
         registry: Registry,
+        s2s: Arc<S2s>,
     ) -> Arc<Self> {
         let router = Arc::new(Router {
             config,
@@ -68,6 +71,7 @@ impl Router {
             sessions: SessionTable::default(),
             registry,
             queries: queries::PendingQueries::default(),
+            s2s,
             this: OnceLock::new(),
         });
         let _ = router.this.set(Arc::downgrade(&router));
@@ -240,6 +244,16 @@ impl Router {
         self.send_local(reply);
     }
 
+    /// Hands a stanza for another domain to the server-to-server links.
+    pub fn send_remote(&self, stanza: Element) {
+        self.s2s.send(self, stanza);
+    }
+
+    /// The server-to-server service.
+    pub fn s2s(&self) -> &Arc<S2s> {
+        &self.s2s
+    }
+
     /// Delivers a stanza to a local full JID if it is online; false otherwise.
     pub fn send_to_full(&self, jid: &FullJid, stanza: Element) -> bool {
         match self.sessions.get(jid) {
@@ -254,6 +268,10 @@ impl Router {
         let Some(to) = stanza.get_attr("to").and_then(|t| Jid::new(t).ok()) else {
             return;
         };
+        if let Destination::Remote(_) = self.destination(&to) {
+            self.send_remote(stanza);
+            return;
+        }
         match to.try_as_full() {
             Ok(full) => {
                 self.send_to_full(full, stanza);
@@ -294,11 +312,7 @@ impl Router {
                     self.bounce(&stanza, Condition::ServiceUnavailable);
                 }
             }
-            Destination::Remote(_) => {
-                if iq_type.is_request() {
-                    self.bounce(&stanza, Condition::RemoteServerNotFound);
-                }
-            }
+            Destination::Remote(_) => self.send_remote(stanza),
             Destination::LocalHost(host) => {
                 if !iq_type.is_request() {
                     self.queries.complete(stanza);
@@ -379,7 +393,7 @@ impl Router {
     pub async fn deliver_message(&self, message: Element, to: &Jid) {
         let message_type = MessageType::of(&message);
         match self.destination(to) {
-            Destination::Remote(_) => self.bounce(&message, Condition::RemoteServerNotFound),
+            Destination::Remote(_) => self.send_remote(message),
             Destination::LocalHost(_) | Destination::LocalService(_) => {
                 self.bounce(&message, Condition::ServiceUnavailable)
             }
@@ -447,12 +461,7 @@ impl Router {
     /// Routes a presence stanza to its addressee.
     pub async fn route_presence(&self, presence: Element, to: &Jid) {
         match self.destination(to) {
-            Destination::Remote(_) => {
-                if presence.get_attr("type").is_none() || presence.get_attr("type") == Some("probe")
-                {
-                    debug!("presence to a remote domain dropped: no server-to-server link");
-                }
-            }
+            Destination::Remote(_) => self.send_remote(presence),
             Destination::LocalHost(_) | Destination::LocalService(_) => {}
             Destination::LocalBare(_) | Destination::LocalFull(_) => {
                 if self

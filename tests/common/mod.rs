@@ -28,6 +28,8 @@ pub const GUARD: Duration = Duration::from_secs(20);
 
 /// A running in-process server.
 pub struct TestServer {
+    /// The server's first domain.
+    pub domain: String,
     /// STARTTLS listener (TLS required).
     pub starttls: SocketAddr,
     /// Direct TLS listener.
@@ -36,7 +38,7 @@ pub struct TestServer {
     pub plaintext: SocketAddr,
     /// The router.
     pub router: Arc<Router>,
-    /// The server's certificate for `localhost`.
+    /// The server's certificate for its first domain.
     pub certificate: CertificateDer<'static>,
     shutdown: CancellationToken,
     task: JoinHandle<()>,
@@ -52,7 +54,7 @@ impl TestServer {
     /// A server whose configuration adds `extra` TOML (sections other than server/listeners).
     pub async fn start_with(extra: &str) -> TestServer {
         let dir = tempfile::tempdir().expect("tempdir");
-        Self::start_in(dir, extra, Storage::memory()).await
+        Self::start_in(dir, "localhost", extra, Storage::memory()).await
     }
 
     /// A server on the redb store of `dir`, which survives `stop` for a restart.
@@ -62,14 +64,30 @@ impl TestServer {
             &dir.path().join("data"),
         )
         .expect("redb store");
-        Self::start_in(dir, "", storage).await
+        Self::start_in(dir, "localhost", "", storage).await
     }
 
-    async fn start_in(dir: tempfile::TempDir, extra: &str, storage: Storage) -> TestServer {
+    /// A server for `domain` alone (federation tests run two of them).
+    pub async fn start_domain(domain: &str, extra: &str) -> TestServer {
+        let dir = tempfile::tempdir().expect("tempdir");
+        Self::start_in(dir, domain, extra, Storage::memory()).await
+    }
+
+    async fn start_in(
+        dir: tempfile::TempDir,
+        domain: &str,
+        extra: &str,
+        storage: Storage,
+    ) -> TestServer {
+        let hosts = if domain == "localhost" {
+            "\"localhost\", \"example.test\"".to_owned()
+        } else {
+            format!("\"{domain}\"")
+        };
         let toml = format!(
             r#"
 [server]
-hosts = ["localhost", "example.test"]
+hosts = [{hosts}]
 data_dir = "{}"
 [storage]
 backend = "memory"
@@ -94,7 +112,7 @@ require_tls = false
         let addrs = server.local_addrs();
         let router = server.router();
         let certificate =
-            CertificateDer::from_pem_file(dir.path().join("certs").join("localhost.crt"))
+            CertificateDer::from_pem_file(dir.path().join("certs").join(format!("{domain}.crt")))
                 .expect("generated certificate");
         let shutdown = CancellationToken::new();
         let token = shutdown.clone();
@@ -102,6 +120,7 @@ require_tls = false
             server.run(token).await.expect("server runs");
         });
         TestServer {
+            domain: domain.to_owned(),
             starttls: addrs[0],
             direct_tls: addrs[1],
             plaintext: addrs[2],
@@ -242,7 +261,7 @@ impl RawClient {
             .await
             .expect("connect");
         let connector = server.tls_connector(Some(b"xmpp-client"));
-        let name = ServerName::try_from("localhost").expect("name");
+        let name = ServerName::try_from(server.domain.clone()).expect("name");
         let tls = connector.connect(name, tcp).await.expect("tls");
         let (tls13, exporter) = tls_info(tls.get_ref().1);
         RawClient {
@@ -386,7 +405,7 @@ impl RawClient {
             panic!("STARTTLS on a TLS connection");
         };
         let connector = server.tls_connector(None);
-        let name = ServerName::try_from("localhost").expect("name");
+        let name = ServerName::try_from(server.domain.clone()).expect("name");
         let tls = connector.connect(name, tcp).await.expect("tls handshake");
         let (tls13, exporter) = tls_info(tls.get_ref().1);
         RawClient {
@@ -480,9 +499,9 @@ impl RawClient {
     /// A connection through STARTTLS, with the features of the secured stream.
     pub async fn secured(server: &TestServer) -> (RawClient, String) {
         let mut client = RawClient::connect(server.starttls).await;
-        client.open("localhost").await;
+        client.open(&server.domain).await;
         let mut client = client.starttls(server).await;
-        let features = client.open("localhost").await;
+        let features = client.open(&server.domain).await;
         (client, features)
     }
 
@@ -493,15 +512,12 @@ impl RawClient {
         password: &str,
         resource: &str,
     ) -> RawClient {
-        let mut client = RawClient::connect(server.starttls).await;
-        client.open("localhost").await;
-        let mut client = client.starttls(server).await;
-        client.open("localhost").await;
+        let (mut client, _) = RawClient::secured(server).await;
         let outcome = client
             .authenticate("SCRAM-SHA-256-PLUS", user, password)
             .await;
         assert!(outcome.starts_with("<success"), "login failed: {outcome}");
-        client.open("localhost").await;
+        client.open(&server.domain).await;
         client.bind(Some(resource)).await;
         client
     }

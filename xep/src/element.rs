@@ -161,6 +161,19 @@ impl Element {
         });
     }
 
+    /// Moves this element and its descendants from namespace `from` to `to` (stanzas
+    /// received as `jabber:server` are handled as `jabber:client`).
+    pub fn rename_ns(&mut self, from: &str, to: &str) {
+        if self.ns == from {
+            self.ns = to.to_owned();
+        }
+        for node in &mut self.children {
+            if let Node::Element(child) = node {
+                child.rename_ns(from, to);
+            }
+        }
+    }
+
     /// Concatenated character data of the direct children.
     pub fn text_content(&self) -> String {
         self.children

@@ -52,3 +52,7 @@ pub const DATA_FORMS: &str = "jabber:x:data";
 pub const PRIVATE: &str = "jabber:iq:private";
 /// XEP-0054 vcard-temp.
 pub const VCARD: &str = "vcard-temp";
+/// XEP-0220 server dialback elements.
+pub const DIALBACK: &str = "jabber:server:dialback";
+/// XEP-0220 dialback stream feature.
+pub const DIALBACK_FEATURE: &str = "urn:xmpp:features:dialback";

@@ -177,10 +177,14 @@ impl StreamHeader {
             }
         }
         out.push_str(&format!(
-            " xmlns='{}' xmlns:stream='{}'>",
+            " xmlns='{}' xmlns:stream='{}'",
             escape(&self.content_ns),
             ns::STREAM
         ));
+        if self.content_ns == ns::SERVER {
+            out.push_str(&format!(" xmlns:db='{}'", ns::DIALBACK));
+        }
+        out.push('>');
         out
     }
 }
@@ -197,13 +201,22 @@ pub fn features(children: Vec<Element>) -> Element {
     features
 }
 
-/// Serializes a stream-namespace element with the `stream:` prefix the stream header binds.
-pub fn stream_element_xml(element: &Element, content_ns: &str) -> String {
-    let mut inner = String::new();
-    for child in element.children() {
-        inner.push_str(&child.to_stream_xml(content_ns));
+/// Serializes an element with a prefix the stream header binds (`stream:`, and `db:` on
+/// server streams, which XEP-0220 §2.1 requires), its children in their own namespaces.
+pub fn prefixed_element_xml(element: &Element, prefix: &str, content_ns: &str) -> String {
+    let mut out = format!("<{prefix}:{}", element.name());
+    for (name, value) in element.attrs() {
+        out.push_str(&format!(" {name}='{}'", escape(value)));
     }
-    format!("<stream:{0}>{1}</stream:{0}>", element.name(), inner)
+    out.push('>');
+    for node in element.nodes() {
+        match node {
+            crate::element::Node::Element(child) => out.push_str(&child.to_stream_xml(content_ns)),
+            crate::element::Node::Text(text) => out.push_str(&escape(text)),
+        }
+    }
+    out.push_str(&format!("</{prefix}:{}>", element.name()));
+    out
 }
 
 #[cfg(test)]

@@ -1,0 +1,162 @@
+//! Server-to-server links between two Rempart servers on loopback: dialback over STARTTLS,
+//! routing of messages, presence subscriptions and PEP queries, refusal of unproven domains.
+
+mod common;
+
+use common::{header, RawClient, TestServer};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+fn s2s_config(own_port: u16, routes: &[(&str, u16)]) -> String {
+    let mut toml = format!("[[listeners]]\nkind = \"s2s\"\naddress = \"127.0.0.1:{own_port}\"\n[s2s]\nconnect_timeout_secs = 10\n[s2s.routes]\n");
+    for (domain, port) in routes {
+        toml.push_str(&format!("\"{domain}\" = \"127.0.0.1:{port}\"\n"));
+    }
+    toml
+}
+
+/// Two servers, a.test and b.test, routed to each other, with alice on a and bob on b.
+async fn pair() -> (TestServer, TestServer, RawClient, RawClient) {
+    let (port_a, port_b) = (free_port(), free_port());
+    let a = TestServer::start_domain(
+        "a.test",
+        &s2s_config(port_a, &[("b.test", port_b), ("down.test", free_port())]),
+    )
+    .await;
+    let b = TestServer::start_domain("b.test", &s2s_config(port_b, &[("a.test", port_a)])).await;
+    a.add_user("alice@a.test", "wonderland").await;
+    b.add_user("bob@b.test", "builder").await;
+    let mut alice = RawClient::login(&a, "alice", "wonderland", "r").await;
+    let mut bob = RawClient::login(&b, "bob", "builder", "r").await;
+    alice
+        .iq(
+            "r0",
+            "<iq type='get' id='r0'><query xmlns='jabber:iq:roster'/></iq>",
+        )
+        .await;
+    bob.iq(
+        "r0",
+        "<iq type='get' id='r0'><query xmlns='jabber:iq:roster'/></iq>",
+    )
+    .await;
+    alice.available().await;
+    bob.available().await;
+    (a, b, alice, bob)
+}
+
+#[tokio::test]
+async fn chat_crosses_to_the_other_server_and_back() {
+    let (_a, _b, mut alice, mut bob) = pair().await;
+    alice
+        .send("<message to='bob@b.test' type='chat' id='x1'><body>hello from a</body></message>")
+        .await;
+    let received = bob.expect_stanza("id='x1'").await;
+    assert!(received.contains("from='alice@a.test/r'"), "{received}");
+    assert!(received.contains("<body>hello from a</body>"), "{received}");
+    bob.send(
+        "<message to='alice@a.test/r' type='chat' id='x2'><body>hello from b</body></message>",
+    )
+    .await;
+    let answer = alice.expect_stanza("id='x2'").await;
+    assert!(answer.contains("from='bob@b.test/r'"), "{answer}");
+}
+
+#[tokio::test]
+async fn presence_subscription_works_across_servers() {
+    let (_a, _b, mut alice, mut bob) = pair().await;
+    alice
+        .send("<presence to='bob@b.test' type='subscribe'/>")
+        .await;
+    let request = bob.expect_stanza("type='subscribe'").await;
+    assert!(request.contains("from='alice@a.test'"), "{request}");
+    bob.send("<presence to='alice@a.test' type='subscribed'/>")
+        .await;
+    let approved = alice.expect_stanza("type='subscribed'").await;
+    assert!(approved.contains("from='bob@b.test'"), "{approved}");
+    let presence = alice.expect_stanza("from='bob@b.test/r'").await;
+    assert!(presence.starts_with("<presence"), "{presence}");
+    let roster = alice
+        .iq(
+            "r1",
+            "<iq type='get' id='r1'><query xmlns='jabber:iq:roster'/></iq>",
+        )
+        .await;
+    assert!(
+        roster.contains("jid='bob@b.test'") && roster.contains("subscription='to'"),
+        "{roster}"
+    );
+}
+
+#[tokio::test]
+async fn omemo_bundle_is_fetched_from_the_other_server() {
+    let (_a, _b, mut alice, mut bob) = pair().await;
+    alice
+        .iq("p1", "<iq type='set' id='p1'><pubsub xmlns='http://jabber.org/protocol/pubsub'><publish node='urn:xmpp:omemo:2:bundles'><item id='9'><bundle xmlns='urn:xmpp:omemo:2'><ik>REMOTEKEY</ik></bundle></item></publish><publish-options><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE' type='hidden'><value>http://jabber.org/protocol/pubsub#publish-options</value></field><field var='pubsub#access_model'><value>open</value></field></x></publish-options></pubsub></iq>")
+        .await;
+    let fetched = bob
+        .iq("f1", "<iq type='get' id='f1' to='alice@a.test'><pubsub xmlns='http://jabber.org/protocol/pubsub'><items node='urn:xmpp:omemo:2:bundles'><item id='9'/></items></pubsub></iq>")
+        .await;
+    assert!(fetched.contains("type='result'"), "{fetched}");
+    assert!(fetched.contains("<ik>REMOTEKEY</ik>"), "{fetched}");
+}
+
+#[tokio::test]
+async fn unrouted_domain_bounces_with_remote_server_not_found() {
+    let (_a, _b, mut alice, _bob) = pair().await;
+    alice
+        .send("<message to='someone@nowhere.test' type='chat' id='n1'><body>?</body></message>")
+        .await;
+    let error = alice.expect_stanza("id='n1'").await;
+    assert!(error.contains("<remote-server-not-found"), "{error}");
+}
+
+#[tokio::test]
+async fn unreachable_server_bounces_queued_stanzas() {
+    let (_a, _b, mut alice, _bob) = pair().await;
+    alice
+        .send("<message to='someone@down.test' type='chat' id='d1'><body>?</body></message>")
+        .await;
+    let error = alice.expect_stanza("id='d1'").await;
+    assert!(error.contains("type='error'"), "{error}");
+    assert!(error.contains("<remote-server-not-found"), "{error}");
+}
+
+#[tokio::test]
+async fn stanza_from_an_unproven_domain_gets_invalid_from() {
+    let port = free_port();
+    let server = TestServer::start_domain("b.test", &s2s_config(port, &[])).await;
+    let address = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let mut peer = RawClient::connect(address).await;
+    peer.send(&header("b.test").replace("jabber:client", "jabber:server"))
+        .await;
+    peer.expect("</stream:features>").await;
+    let mut peer = peer.starttls(&server).await;
+    peer.send(&header("b.test").replace("jabber:client", "jabber:server"))
+        .await;
+    let features = peer.expect("</stream:features>").await;
+    assert!(
+        features.contains("urn:xmpp:features:dialback"),
+        "{features}"
+    );
+    peer.send("<message from='mallory@a.test/x' to='bob@b.test' type='chat'><body>trust me</body></message>")
+        .await;
+    let reply = peer.read_to_close().await;
+    assert!(reply.contains("<invalid-from"), "{reply}");
+}
+
+#[tokio::test]
+async fn server_stream_to_a_foreign_domain_gets_host_unknown() {
+    let port = free_port();
+    let _server = TestServer::start_domain("b.test", &s2s_config(port, &[])).await;
+    let address = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let mut peer = RawClient::connect(address).await;
+    peer.send(&header("c.test").replace("jabber:client", "jabber:server"))
+        .await;
+    let reply = peer.read_to_close().await;
+    assert!(reply.contains("<host-unknown"), "{reply}");
+}
