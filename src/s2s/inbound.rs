@@ -169,7 +169,8 @@ async fn secure(ctx: &C2sContext, s2s: &S2s, tcp: TcpStream) -> Result<Stream, S
 
 /// The authenticated part of the stream: dialback requests and stanzas.
 async fn receive(ctx: &C2sContext, s2s: &S2s, mut stream: Stream) -> Result<(), StreamError> {
-    let mut proven: HashSet<String> = HashSet::new();
+    // (remote domain, local domain) pairs proven with dialback on this stream.
+    let mut proven: HashSet<(String, String)> = HashSet::new();
     loop {
         let incoming = match stream.reader.next().await {
             Ok(incoming) => incoming,
@@ -211,7 +212,7 @@ async fn receive(ctx: &C2sContext, s2s: &S2s, mut stream: Stream) -> Result<(), 
                 return Ok(());
             }
             if valid {
-                proven.insert(from.to_owned());
+                proven.insert((from.to_owned(), to.to_owned()));
             }
             continue;
         }
@@ -235,26 +236,29 @@ async fn receive(ctx: &C2sContext, s2s: &S2s, mut stream: Stream) -> Result<(), 
             let error = StreamError::new(StreamErrorCondition::UnsupportedStanzaType);
             return fail(&mut stream.writer, error).await;
         }
-        let from_domain = element
-            .get_attr("from")
-            .and_then(|f| jid::Jid::new(f).ok())
-            .map(|j| j.domain().to_string());
-        if !from_domain.is_some_and(|d| proven.contains(&d)) {
-            return fail(&mut stream.writer, invalid_from()).await;
+        let domain_of = |attr: &str| {
+            element
+                .get_attr(attr)
+                .and_then(|value| jid::Jid::new(value).ok())
+                .map(|j| j.domain().to_string())
+        };
+        let (Some(from_domain), Some(to_domain)) = (domain_of("from"), domain_of("to")) else {
+            let error = StreamError::new(StreamErrorCondition::ImproperAddressing);
+            return fail(&mut stream.writer, error).await;
+        };
+        let served =
+            ctx.router.config.serves(&to_domain) || ctx.router.is_service_domain(&to_domain);
+        if !served {
+            let error = StreamError::new(StreamErrorCondition::HostUnknown);
+            return fail(&mut stream.writer, error).await;
         }
-        let to_local = element
-            .get_attr("to")
-            .and_then(|t| jid::Jid::new(t).ok())
-            .is_some_and(|j| {
-                let domain = j.domain().as_str();
-                ctx.router.config.serves(domain) || ctx.router.is_service_domain(domain)
-            });
-        if !to_local {
-            return fail(
-                &mut stream.writer,
-                StreamError::new(StreamErrorCondition::HostUnknown),
-            )
-            .await;
+        // A service domain of ours (pubsub.<host>) is reached under the host it belongs to.
+        let authorised = proven.iter().any(|(remote, local)| {
+            *remote == from_domain
+                && (*local == to_domain || to_domain.ends_with(&format!(".{local}")))
+        });
+        if !authorised {
+            return fail(&mut stream.writer, invalid_from()).await;
         }
         let mut stanza = element;
         stanza.rename_ns(ns::SERVER, ns::CLIENT);
