@@ -40,6 +40,11 @@ enum Command {
         #[command(subcommand)]
         action: ConfigAction,
     },
+    /// Diagnose server-to-server links.
+    S2s {
+        #[command(subcommand)]
+        action: S2sAction,
+    },
     /// Print the table of implemented XEPs and RFCs (as in the README).
     Xeps {
         /// Print the XEP-0453 DOAP file (rempart.doap) instead.
@@ -70,6 +75,18 @@ enum UserAction {
 }
 
 #[derive(Subcommand)]
+enum S2sAction {
+    /// Show what resolution, connection, TLS and the remote stream offer, step by step.
+    Check {
+        /// The remote domain.
+        domain: String,
+        /// The local domain to connect as (defaults to the first host).
+        #[arg(long)]
+        from: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
 enum ConfigAction {
     /// Check a configuration file and name any bad key.
     Check {
@@ -91,6 +108,19 @@ fn main() -> anyhow::Result<()> {
             Command::Config {
                 action: ConfigAction::Check { file },
             } => check(file.or(cli.config).as_deref()),
+            Command::S2s {
+                action: S2sAction::Check { domain, from },
+            } => {
+                let config = Config::load(cli.config.as_deref())?;
+                let local = from
+                    .or_else(|| config.server.hosts.first().cloned())
+                    .unwrap_or_default();
+                if rempart::s2s::check::check(&config, &local, &domain).await {
+                    Ok(())
+                } else {
+                    bail!("the link to {domain} does not work")
+                }
+            }
             Command::Xeps { doap } => {
                 let config = Config::load(cli.config.as_deref())?;
                 let modules = enabled_modules(&config, &Storage::memory());

@@ -160,3 +160,47 @@ async fn server_stream_to_a_foreign_domain_gets_host_unknown() {
     let reply = peer.read_to_close().await;
     assert!(reply.contains("<host-unknown"), "{reply}");
 }
+
+#[tokio::test]
+async fn s2s_check_reports_each_step_of_a_working_link() {
+    let port = free_port();
+    let _server = TestServer::start_domain("b.test", &s2s_config(port, &[])).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("a.toml");
+    std::fs::write(
+        &config,
+        format!("[server]\nhosts = [\"a.test\"]\ndata_dir = \"{}\"\n[s2s.routes]\n\"b.test\" = \"127.0.0.1:{port}\"\n", dir.path().display()),
+    )
+    .expect("config written");
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_rempart"))
+        .arg("--config")
+        .arg(&config)
+        .args(["s2s", "check", "b.test"])
+        .output()
+        .await
+        .expect("runs");
+    let report = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{report}");
+    assert!(
+        report.contains("resolve: b.test is routed to 127.0.0.1"),
+        "{report}"
+    );
+    assert!(report.contains("tls: Some(TLSv1_3)"), "{report}");
+    assert!(
+        report.contains("X25519MLKEM768"),
+        "post-quantum key exchange expected: {report}"
+    );
+    assert!(
+        report.contains("dialback (urn:xmpp:features:dialback)"),
+        "{report}"
+    );
+    let unrouted = tokio::process::Command::new(env!("CARGO_BIN_EXE_rempart"))
+        .arg("--config")
+        .arg(&config)
+        .args(["s2s", "check", "nowhere.test"])
+        .output()
+        .await
+        .expect("runs");
+    assert!(!unrouted.status.success());
+    assert!(String::from_utf8_lossy(&unrouted.stdout).contains("no route for nowhere.test"));
+}

@@ -159,6 +159,9 @@ async fn exchange_headers(
     }
 }
 
+/// Receives a description of each step of opening a link (for `rempart s2s check`).
+pub type Observer<'a> = &'a mut (dyn FnMut(&str, String) + Send);
+
 /// Connects to `remote` at `address` as `local`, negotiating TLS when offered.
 pub async fn open(
     address: SocketAddr,
@@ -167,9 +170,33 @@ pub async fn open(
     limits: ReaderLimits,
     within: Duration,
 ) -> Result<OpenStream, ConnectError> {
-    timeout(within, open_inner(address, local, remote, limits))
+    open_observed(address, local, remote, limits, within, &mut |_, _| {}).await
+}
+
+/// Like [`open`], telling `observe` what each step found.
+pub async fn open_observed(
+    address: SocketAddr,
+    local: &str,
+    remote: &str,
+    limits: ReaderLimits,
+    within: Duration,
+    observe: Observer<'_>,
+) -> Result<OpenStream, ConnectError> {
+    timeout(within, open_inner(address, local, remote, limits, observe))
         .await
         .map_err(|_| ConnectError::Timeout)?
+}
+
+fn feature_names(features: &Element) -> String {
+    let names: Vec<String> = features
+        .children()
+        .map(|f| format!("{} ({})", f.name(), f.ns()))
+        .collect();
+    if names.is_empty() {
+        "none".to_owned()
+    } else {
+        names.join(", ")
+    }
 }
 
 async fn open_inner(
@@ -177,17 +204,30 @@ async fn open_inner(
     local: &str,
     remote: &str,
     limits: ReaderLimits,
+    observe: Observer<'_>,
 ) -> Result<OpenStream, ConnectError> {
     let tcp = TcpStream::connect(address)
         .await
         .map_err(|e| ConnectError::Io(e.to_string()))?;
+    observe(
+        "connect",
+        format!("TCP connection to {address} established"),
+    );
     let _ = tcp.set_nodelay(true);
     let io: Box<dyn LinkIo> = Box::new(tcp);
     let (read, write) = split(io);
     let mut reader = XmlReader::new(read, limits);
     let mut writer = XmlWriter::new(write, ns::SERVER);
     let (id, features) = exchange_headers(&mut reader, &mut writer, local, remote).await?;
+    observe(
+        "stream",
+        format!("stream opened, features: {}", feature_names(&features)),
+    );
     if !features.has_child("starttls", ns::TLS) {
+        observe(
+            "tls",
+            "STARTTLS not offered: the link would be unencrypted".to_owned(),
+        );
         return Ok(OpenStream {
             reader,
             writer,
@@ -209,11 +249,29 @@ async fn open_inner(
         .connect(name, plain)
         .await
         .map_err(|e| ConnectError::Io(format!("TLS: {e}")))?;
+    let (_, connection) = tls.get_ref();
+    observe(
+        "tls",
+        format!(
+            "{:?}, {:?}, key exchange {:?}, {} certificate(s) presented",
+            connection.protocol_version(),
+            connection.negotiated_cipher_suite().map(|s| s.suite()),
+            connection.negotiated_key_exchange_group().map(|g| g.name()),
+            connection.peer_certificates().map_or(0, <[_]>::len),
+        ),
+    );
     let io: Box<dyn LinkIo> = Box::new(tls);
     let (read, write) = split(io);
     let mut reader = XmlReader::new(read, limits);
     let mut writer = XmlWriter::new(write, ns::SERVER);
-    let (id, _) = exchange_headers(&mut reader, &mut writer, local, remote).await?;
+    let (id, features) = exchange_headers(&mut reader, &mut writer, local, remote).await?;
+    observe(
+        "stream",
+        format!(
+            "secured stream opened, features: {}",
+            feature_names(&features)
+        ),
+    );
     Ok(OpenStream {
         reader,
         writer,

@@ -2,6 +2,7 @@
 //! (local domain, remote domain) with a bounded queue, inbound streams that accept stanzas only
 //! from domains proven on them. Remote domains are reached through configured routes.
 
+pub mod check;
 pub mod connect;
 pub mod dialback;
 pub mod inbound;
