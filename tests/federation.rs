@@ -204,3 +204,46 @@ async fn s2s_check_reports_each_step_of_a_working_link() {
     assert!(!unrouted.status.success());
     assert!(String::from_utf8_lossy(&unrouted.stdout).contains("no route for nowhere.test"));
 }
+
+#[tokio::test]
+async fn dialback_with_an_unreachable_authority_is_answered_with_an_error() {
+    let port = free_port();
+    let server =
+        TestServer::start_domain("b.test", &s2s_config(port, &[("a.test", free_port())])).await;
+    let address = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let mut peer = RawClient::connect(address).await;
+    let server_header = header("b.test").replace("jabber:client", "jabber:server");
+    peer.send(&server_header).await;
+    peer.expect("</stream:features>").await;
+    let mut peer = peer.starttls(&server).await;
+    peer.send(&server_header.replace(
+        "xmlns='jabber:server'",
+        "xmlns='jabber:server' xmlns:db='jabber:server:dialback'",
+    ))
+    .await;
+    peer.expect("</stream:features>").await;
+    peer.send("<db:result from='a.test' to='b.test'>0123456789abcdef</db:result>")
+        .await;
+    let answer = peer.expect("</db:result>").await;
+    assert!(answer.contains("type='error'"), "{answer}");
+    assert!(answer.contains("<remote-server-not-found"), "{answer}");
+}
+
+#[tokio::test]
+async fn a_peer_stream_error_is_not_answered_with_another() {
+    let port = free_port();
+    let server = TestServer::start_domain("b.test", &s2s_config(port, &[])).await;
+    let address = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let mut peer = RawClient::connect(address).await;
+    let server_header = header("b.test").replace("jabber:client", "jabber:server");
+    peer.send(&server_header).await;
+    peer.expect("</stream:features>").await;
+    let mut peer = peer.starttls(&server).await;
+    peer.send(&server_header).await;
+    peer.expect("</stream:features>").await;
+    peer.send("<stream:error><undefined-condition xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>")
+        .await;
+    let reply = peer.read_to_close().await;
+    assert!(!reply.contains("<stream:error>"), "{reply}");
+    assert!(reply.contains("</stream:stream>"), "{reply}");
+}

@@ -218,21 +218,14 @@ async fn open_inner(
     let (read, write) = split(io);
     let mut reader = XmlReader::new(read, limits);
     let mut writer = XmlWriter::new(write, ns::SERVER);
-    let (id, features) = exchange_headers(&mut reader, &mut writer, local, remote).await?;
+    let (_, features) = exchange_headers(&mut reader, &mut writer, local, remote).await?;
     observe(
         "stream",
         format!("stream opened, features: {}", feature_names(&features)),
     );
     if !features.has_child("starttls", ns::TLS) {
-        observe(
-            "tls",
-            "STARTTLS not offered: the link would be unencrypted".to_owned(),
-        );
-        return Ok(OpenStream {
-            reader,
-            writer,
-            peer_stream_id: id,
-        });
+        // RFC 7590: server links are encrypted or not used.
+        return Err(protocol("the peer does not offer STARTTLS"));
     }
     writer
         .write_element(&Element::new("starttls", ns::TLS))

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use rempart_xep::element::Element;
 use rempart_xep::ns;
-use rempart_xep::stanza::StanzaKind;
+use rempart_xep::stanza::{StanzaError, StanzaKind};
 use rempart_xep::stream::{features, StreamError, StreamErrorCondition};
 use tokio::io::{split, ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
@@ -18,7 +18,7 @@ use tracing::{debug, info, info_span, Instrument};
 
 use crate::c2s::C2sContext;
 use crate::s2s::connect::{header, invalid_from, stream_id, LinkIo};
-use crate::s2s::S2s;
+use crate::s2s::{S2s, Verification};
 use crate::stream::reader::{Incoming, ReadError, XmlReader};
 use crate::stream::writer::XmlWriter;
 
@@ -200,18 +200,24 @@ async fn receive(ctx: &C2sContext, s2s: &S2s, mut stream: Stream) -> Result<(), 
                 )
                 .await;
             }
-            let valid = s2s
+            let verification = s2s
                 .verify_with_authority(to, from, &stream.id, &element.text_content())
                 .await;
-            info!(remote = from, valid, "dialback verification");
+            info!(remote = from, ?verification, "dialback verification");
             let answer = Element::new("result", ns::DIALBACK)
                 .attr("from", to)
-                .attr("to", from)
-                .attr("type", if valid { "valid" } else { "invalid" });
+                .attr("to", from);
+            let answer = match verification {
+                Verification::Valid => answer.attr("type", "valid"),
+                Verification::Invalid => answer.attr("type", "invalid"),
+                Verification::Unreachable(condition) => answer
+                    .attr("type", "error")
+                    .child(StanzaError::new(condition).to_element()),
+            };
             if stream.writer.write_element(&answer).await.is_err() {
                 return Ok(());
             }
-            if valid {
+            if verification == Verification::Valid {
                 proven.insert((from.to_owned(), to.to_owned()));
             }
             continue;
@@ -231,6 +237,12 @@ async fn receive(ctx: &C2sContext, s2s: &S2s, mut stream: Stream) -> Result<(), 
                 return Ok(());
             }
             continue;
+        }
+        if element.is("error", ns::STREAM) {
+            // RFC 6120 §4.9: a stream error is final; close without answering with another.
+            debug!("the peer sent a stream error");
+            let _ = stream.writer.close().await;
+            return Ok(());
         }
         if StanzaKind::of(&element).is_none() {
             let error = StreamError::new(StreamErrorCondition::UnsupportedStanzaType);

@@ -23,6 +23,7 @@ use tracing::debug;
 
 use crate::router::Router;
 use crate::stream::reader::ReaderLimits;
+use connect::ConnectError;
 use dialback::DialbackSecret;
 
 /// `[s2s]`
@@ -172,14 +173,18 @@ impl S2s {
         remote: &str,
         stream_id: &str,
         key: &str,
-    ) -> bool {
+    ) -> Verification {
         let Some(address) = self.route(remote) else {
-            return false;
+            return Verification::Unreachable(Condition::RemoteServerNotFound);
         };
         let opened =
             connect::open(address, local, remote, self.limits, self.connect_timeout()).await;
-        let Ok(mut stream) = opened else {
-            return false;
+        let mut stream = match opened {
+            Ok(stream) => stream,
+            Err(ConnectError::Timeout) => {
+                return Verification::Unreachable(Condition::RemoteServerTimeout)
+            }
+            Err(_) => return Verification::Unreachable(Condition::RemoteServerNotFound),
         };
         let request = Element::new("verify", ns::DIALBACK)
             .attr("from", local)
@@ -187,7 +192,7 @@ impl S2s {
             .attr("id", stream_id)
             .text(key);
         if stream.writer.write_element(&request).await.is_err() {
-            return false;
+            return Verification::Unreachable(Condition::RemoteServerNotFound);
         }
         let answer = tokio::time::timeout(
             self.connect_timeout(),
@@ -195,8 +200,29 @@ impl S2s {
         )
         .await;
         let _ = stream.writer.close().await;
-        matches!(answer, Ok(Ok(reply)) if reply.is("verify", ns::DIALBACK)
-            && reply.get_attr("id") == Some(stream_id)
-            && reply.get_attr("type") == Some("valid"))
+        match answer {
+            Ok(Ok(reply))
+                if reply.is("verify", ns::DIALBACK) && reply.get_attr("id") == Some(stream_id) =>
+            {
+                if reply.get_attr("type") == Some("valid") {
+                    Verification::Valid
+                } else {
+                    Verification::Invalid
+                }
+            }
+            Ok(_) => Verification::Unreachable(Condition::RemoteServerNotFound),
+            Err(_) => Verification::Unreachable(Condition::RemoteServerTimeout),
+        }
     }
+}
+
+/// What the authoritative server said of a dialback key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verification {
+    /// The key is genuine.
+    Valid,
+    /// The key is not.
+    Invalid,
+    /// The authoritative server could not be asked (XEP-0220 §2.4: answer with an error).
+    Unreachable(Condition),
 }
