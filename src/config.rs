@@ -165,6 +165,8 @@ pub struct LimitsConfig {
     pub negotiation_timeout_secs: u64,
     /// Simultaneous connections accepted on all listeners.
     pub max_connections: usize,
+    /// Pending connections the kernel queues per listener before the server accepts them.
+    pub listen_backlog: u32,
     /// Simultaneous connections from one client address (0: no limit; many users may share
     /// an address behind NAT).
     pub max_connections_per_address: usize,
@@ -188,6 +190,7 @@ impl Default for LimitsConfig {
             max_attributes: 64,
             negotiation_timeout_secs: 30,
             max_connections: 100_000,
+            listen_backlog: 4096,
             max_connections_per_address: 0,
             idle_ping_secs: 300,
             ping_timeout_secs: 60,

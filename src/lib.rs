@@ -58,6 +58,19 @@ pub enum ServerError {
     Admin(std::io::Error),
 }
 
+/// Binds a listening socket with the configured backlog (the standard library's is 128,
+/// which a login storm overflows).
+fn bind(address: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
+    let socket = if address.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(address)?;
+    socket.listen(backlog)
+}
+
 /// The XML reader limits of the configuration.
 pub fn reader_limits(config: &Config) -> stream::reader::ReaderLimits {
     stream::reader::ReaderLimits {
@@ -104,12 +117,12 @@ impl Server {
         let router = Router::new(config.clone(), storage, accounts, registry, s2s);
         let mut listeners = Vec::new();
         for listener in &config.listeners {
-            let bound = TcpListener::bind(listener.address)
-                .await
-                .map_err(|source| ServerError::Bind {
+            let bound = bind(listener.address, config.limits.listen_backlog).map_err(|source| {
+                ServerError::Bind {
                     address: listener.address,
                     source,
-                })?;
+                }
+            })?;
             listeners.push((bound, listener.clone()));
         }
         let admin = if admin_socket {
