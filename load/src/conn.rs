@@ -61,6 +61,8 @@ pub enum Stage {
     Roster,
     /// In-band registration.
     Register,
+    /// The whole login or registration took longer than allowed.
+    Timeout,
 }
 
 impl fmt::Display for Stage {
@@ -72,6 +74,7 @@ impl fmt::Display for Stage {
             Stage::Bind => "bind",
             Stage::Roster => "roster",
             Stage::Register => "register",
+            Stage::Timeout => "timeout",
         })
     }
 }
@@ -217,18 +220,18 @@ async fn open_tls(
         if !features.has_child("starttls", ns::TLS) {
             bail!("server does not offer STARTTLS");
         }
-        send(
-            plain.get_mut(),
-            &format!("<starttls xmlns='{}'/>", ns::TLS),
-        )
-        .await?;
+        send(plain.get_mut(), &format!("<starttls xmlns='{}'/>", ns::TLS)).await?;
         let answer = plain.expect_element().await?;
         if !answer.is("proceed", ns::TLS) {
             bail!("STARTTLS refused: <{}>", answer.name());
         }
         let tcp = plain.into_inner()?;
         let name = ServerName::try_from(target.domain.clone()).context("server name")?;
-        let tls = target.tls.connect(name, tcp).await.context("TLS handshake")?;
+        let tls = target
+            .tls
+            .connect(name, tcp)
+            .await
+            .context("TLS handshake")?;
         if target.tls_summary.get().is_none() {
             let (_, connection) = tls.get_ref();
             let summary = format!(
@@ -367,7 +370,10 @@ pub async fn login(
         if session_required {
             send(
                 &mut writer,
-                &format!("<iq type='set' id='sess1'><session xmlns='{}'/></iq>", ns::SESSION),
+                &format!(
+                    "<iq type='set' id='sess1'><session xmlns='{}'/></iq>",
+                    ns::SESSION
+                ),
             )
             .await?;
             await_iq(&mut reader, "sess1").await?;
@@ -378,7 +384,10 @@ pub async fn login(
     let roster = async {
         send(
             &mut writer,
-            &format!("<iq type='get' id='roster1'><query xmlns='{}'/></iq>", ns::ROSTER),
+            &format!(
+                "<iq type='get' id='roster1'><query xmlns='{}'/></iq>",
+                ns::ROSTER
+            ),
         )
         .await?;
         await_iq(&mut reader, "roster1").await?;

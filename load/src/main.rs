@@ -19,7 +19,9 @@ use clap::{Parser, ValueEnum};
 use serde::Serialize;
 
 use crate::procfs::Proc;
-use crate::run::{ErrorReport, IdleReport, LoginReport, Population, Ramp, RegisterReport, Shared, StepReport};
+use crate::run::{
+    ErrorReport, IdleReport, LoginReport, Population, Ramp, RegisterReport, Shared, StepReport,
+};
 use crate::scram::{Mechanism, SaltedCache};
 
 /// What the simulated users do.
@@ -164,6 +166,9 @@ fn main() -> Result<()> {
     if args.users == 0 {
         bail!("--users must be at least 1");
     }
+    if args.sources > 250 {
+        bail!("--sources must be at most 250 (127.0.0.2 to 127.0.0.251)");
+    }
     if args.rates.iter().any(|r| *r <= 0.0) {
         bail!("--rates must be positive");
     }
@@ -211,12 +216,12 @@ async fn run(args: Args) -> Result<()> {
     }
     let server_start = reading(args.pid);
     println!(
-        "rempart-load: {:?}, {} users on {} ({}), {} source address(es), load generator on {} CPU(s)",
+        "rempart-load: {:?}, {} users on {} ({}), {} source address(es) (0: kernel's choice), load generator on {} CPU(s)",
         args.mode,
         args.users,
         args.server,
         mechanism.name(),
-        args.sources.max(1),
+        args.sources,
         procfs::allowed_cpus()
     );
     let mut report = Report {
@@ -260,9 +265,14 @@ async fn run(args: Args) -> Result<()> {
         };
         let shared = Shared::new(steps);
         let before = server.and_then(Proc::sample);
-        let (login, fleet) =
-            run::login_all(target.clone(), &population, shared.clone(), server, args.body_size)
-                .await;
+        let (login, fleet) = run::login_all(
+            target.clone(),
+            &population,
+            shared.clone(),
+            server,
+            args.body_size,
+        )
+        .await;
         println!(
             "logins: {} ok of {} in {:.2} s = {:.0}/s; login time p50 {:.1} ms p95 {:.1} ms p99 {:.1} ms; \
              server cpu {}; tool cpu {:.2}{}",
@@ -291,13 +301,9 @@ async fn run(args: Args) -> Result<()> {
         report.login = Some(login);
         match args.mode {
             Mode::Idle => {
-                let idle = run::measure_idle(
-                    &fleet,
-                    before,
-                    Duration::from_secs_f64(args.settle),
-                    server,
-                )
-                .await;
+                let idle =
+                    run::measure_idle(&fleet, before, Duration::from_secs_f64(args.settle), server)
+                        .await;
                 if let Some(idle) = &idle {
                     println!(
                         "idle: {} sessions, server RSS {} KiB -> {} KiB = {:.1} KiB per session; idle server cpu {:.3}",
@@ -327,7 +333,9 @@ async fn run(args: Args) -> Result<()> {
                     .iter()
                     .filter(|s| s.sustained)
                     .map(|s| s.rate)
-                    .fold(None, |max: Option<f64>, r| Some(max.map_or(r, |m| m.max(r))));
+                    .fold(None, |max: Option<f64>, r| {
+                        Some(max.map_or(r, |m| m.max(r)))
+                    });
                 report.tool_saturated |= steps.iter().any(|s| s.tool_saturated);
                 report.steps = steps;
                 match report.max_sustained_rate {

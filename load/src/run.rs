@@ -124,7 +124,8 @@ impl Shared {
             "message" => {
                 if element.get_attr("type") == Some("error") {
                     self.errors.stanza_errors.fetch_add(1, Ordering::Relaxed);
-                    self.errors.note(format!("message error: {}", element.to_xml()));
+                    self.errors
+                        .note(format!("message error: {}", element.to_xml()));
                     return;
                 }
                 let Some(body) = element.get_child("body", ns::CLIENT) else {
@@ -150,16 +151,16 @@ impl Shared {
                     }
                 }
             }
-            "iq" if matches!(element.get_attr("type"), Some("get")) => {
-                if element.has_child("ping", ns::PING) {
-                    let id = escape(element.get_attr("id").unwrap_or(""));
-                    let to = element
-                        .get_attr("from")
-                        .map(|f| format!(" to='{}'", escape(f)))
-                        .unwrap_or_default();
-                    let _ = pongs.try_send(format!("<iq type='result' id='{id}'{to}/>"));
-                    self.pings.fetch_add(1, Ordering::Relaxed);
-                }
+            "iq" if element.get_attr("type") == Some("get")
+                && element.has_child("ping", ns::PING) =>
+            {
+                let id = escape(element.get_attr("id").unwrap_or(""));
+                let to = element
+                    .get_attr("from")
+                    .map(|f| format!(" to='{}'", escape(f)))
+                    .unwrap_or_default();
+                let _ = pongs.try_send(format!("<iq type='result' id='{id}'{to}/>"));
+                self.pings.fetch_add(1, Ordering::Relaxed);
             }
             _ => {}
         }
@@ -386,7 +387,7 @@ pub async fn login_all(
             {
                 Ok(result) => result,
                 Err(_) => Err(StageError {
-                    stage: Stage::Connect,
+                    stage: Stage::Timeout,
                     error: anyhow::anyhow!("login timed out after {limit:?}"),
                 }),
             };
@@ -593,7 +594,12 @@ pub struct Ramp {
 }
 
 /// Runs the rate steps over the fleet's sessions, all users sending to their partner.
-pub async fn ramp(fleet: &Fleet, ramp: &Ramp, senders: usize, server: Option<Proc>) -> Vec<StepReport> {
+pub async fn ramp(
+    fleet: &Fleet,
+    ramp: &Ramp,
+    senders: usize,
+    server: Option<Proc>,
+) -> Vec<StepReport> {
     let shared = &fleet.shared;
     let mut reports = Vec::new();
     for (step, &rate) in ramp.rates.iter().enumerate() {

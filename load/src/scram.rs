@@ -230,8 +230,7 @@ impl ScramClient {
         }
         let without_proof = format!("c=biws,r={nonce}");
         let auth_message = format!("{},{server_first},{without_proof}", self.client_first_bare);
-        let salted =
-            cache.get_or_compute(self.mech, &self.user, &self.password, &salt, iterations);
+        let salted = cache.get_or_compute(self.mech, &self.user, &self.password, &salt, iterations);
         let client_key = self.mech.hmac(&salted, b"Client Key");
         let stored_key = self.mech.hash(&client_key);
         let client_signature = self.mech.hmac(&stored_key, auth_message.as_bytes());

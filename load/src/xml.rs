@@ -77,12 +77,12 @@ impl<R: AsyncRead + Unpin> XmlIn<R> {
                     let resolved = resolve_start(&start, Limits::default(), |_| None)
                         .map_err(|e| anyhow!("stream header: {e}"))?;
                     if !resolved.element.is("stream", ns::STREAM) {
-                        bail!("expected a stream header, got <{}>", resolved.element.name());
+                        bail!(
+                            "expected a stream header, got <{}>",
+                            resolved.element.name()
+                        );
                     }
-                    self.builder = Some(TreeBuilder::new(
-                        Limits::default(),
-                        resolved.declarations,
-                    ));
+                    self.builder = Some(TreeBuilder::new(Limits::default(), resolved.declarations));
                     return Ok(resolved.element);
                 }
                 Event::Eof => bail!("connection closed before the stream header"),
