@@ -365,14 +365,8 @@ impl PubSub {
         if self.node(service, node).await?.is_some() {
             return Err(PubSubError::NodeExists);
         }
-        let record = self.new_node(service, config, creator).await?;
-        self.store(service)
-            .set(
-                &service.owner,
-                &node_key(node),
-                &Record::Node(record.clone()),
-            )
-            .await?;
+                let record = self.new_node(service, config, creator).await?;
+        self.save_node(service, node, &record).await?;
         Ok(record)
     }
 
