@@ -179,15 +179,21 @@ fn ensure_self_signed(data_dir: &Path, host: &str) -> Result<(PathBuf, PathBuf),
         move |source| TlsError::File { path, source }
     };
     fs::create_dir_all(&dir).map_err(file_error(&dir))?;
-    let generated = rcgen::generate_simple_self_signed(vec![host.to_owned()]).map_err(|e| {
-        TlsError::Generate {
-            host: host.to_owned(),
-            reason: e.to_string(),
-        }
-    })?;
-    write_private(&key_path, generated.signing_key.serialize_pem().as_bytes())
+    let generate_error = |e: rcgen::Error| TlsError::Generate {
+        host: host.to_owned(),
+        reason: e.to_string(),
+    };
+    let signing_key = rcgen::KeyPair::generate().map_err(generate_error)?;
+    let mut params =
+        rcgen::CertificateParams::new(vec![host.to_owned()]).map_err(generate_error)?;
+    // Ten years: peers such as ejabberd refuse certificates valid until the far future.
+    let now = time::OffsetDateTime::now_utc();
+    params.not_before = now - time::Duration::days(1);
+    params.not_after = now + time::Duration::days(3650);
+    let certificate = params.self_signed(&signing_key).map_err(generate_error)?;
+    write_private(&key_path, signing_key.serialize_pem().as_bytes())
         .map_err(file_error(&key_path))?;
-    fs::write(&cert_path, generated.cert.pem()).map_err(file_error(&cert_path))?;
+    fs::write(&cert_path, certificate.pem()).map_err(file_error(&cert_path))?;
     tracing::info!(host, path = %cert_path.display(), "generated a self-signed certificate");
     Ok((cert_path, key_path))
 }
