@@ -365,7 +365,7 @@ impl PubSub {
         if self.node(service, node).await?.is_some() {
             return Err(PubSubError::NodeExists);
         }
-                let record = self.new_node(service, config, creator).await?;
+        let record = self.new_node(service, config, creator).await?;
         self.save_node(service, node, &record).await?;
         Ok(record)
     }
