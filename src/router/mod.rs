@@ -539,11 +539,3 @@ fn invalid_from() -> StreamError {
         "the 'from' does not match the authenticated address",
     )
 }
-
-/// True when a presence stanza is a subscription-management one (RFC 6121 §3).
-pub fn is_subscription_presence(presence: &Element) -> bool {
-    matches!(
-        presence.get_attr("type"),
-        Some("subscribe" | "subscribed" | "unsubscribe" | "unsubscribed")
-    )
-}

@@ -147,11 +147,6 @@ impl SessionTable {
         removed
     }
 
-    /// True when a session with this full JID exists.
-    pub fn contains(&self, jid: &FullJid) -> bool {
-        self.get(jid).is_some()
-    }
-
     /// The session bound to a full JID.
     pub fn get(&self, jid: &FullJid) -> Option<SessionEntry> {
         let table = self.by_account.read().unwrap_or_else(|e| e.into_inner());
@@ -179,15 +174,6 @@ impl SessionTable {
         {
             change(&mut entry.presence);
         }
-    }
-
-    /// Every session (for shutdown and statistics).
-    pub fn all(&self) -> Vec<SessionHandle> {
-        let table = self.by_account.read().unwrap_or_else(|e| e.into_inner());
-        table
-            .values()
-            .flat_map(|resources| resources.values().map(|e| e.handle.clone()))
-            .collect()
     }
 
     /// Number of bound sessions.

@@ -93,12 +93,6 @@ impl Element {
         }
     }
 
-    /// Removes an attribute, returning its value.
-    pub fn remove_attr(&mut self, name: &str) -> Option<String> {
-        let index = self.attrs.iter().position(|(n, _)| n == name)?;
-        Some(self.attrs.remove(index).1)
-    }
-
     /// All attributes in document order.
     pub fn attrs(&self) -> impl Iterator<Item = (&str, &str)> {
         self.attrs.iter().map(|(n, v)| (n.as_str(), v.as_str()))
@@ -122,14 +116,6 @@ impl Element {
         self.children().find(|c| c.is(name, ns))
     }
 
-    /// Mutable access to the first child with this name and namespace.
-    pub fn get_child_mut(&mut self, name: &str, ns: &str) -> Option<&mut Element> {
-        self.children.iter_mut().find_map(|node| match node {
-            Node::Element(e) if e.is(name, ns) => Some(e),
-            _ => None,
-        })
-    }
-
     /// True when a child with this name and namespace exists.
     pub fn has_child(&self, name: &str, ns: &str) -> bool {
         self.get_child(name, ns).is_some()
@@ -151,14 +137,6 @@ impl Element {
     /// Appends a child node (used by the parser).
     pub fn append_node(&mut self, node: Node) {
         self.children.push(node);
-    }
-
-    /// Removes every child element matching the predicate.
-    pub fn remove_children(&mut self, mut predicate: impl FnMut(&Element) -> bool) {
-        self.children.retain(|node| match node {
-            Node::Element(e) => !predicate(e),
-            Node::Text(_) => true,
-        });
     }
 
     /// Moves this element and its descendants from namespace `from` to `to` (stanzas
