@@ -417,15 +417,15 @@ impl Router {
     }
 
     async fn deliver_to_bare(&self, message: Element, bare: &BareJid, message_type: MessageType) {
-        if !self.account_exists(bare).await {
+        let sessions = self.sessions.of_account(bare);
+        // An account with a session exists: only look in storage when it has none.
+        if sessions.is_empty() && !self.account_exists(bare).await {
             if matches!(message_type, MessageType::Chat | MessageType::Normal) {
                 self.bounce(&message, Condition::ServiceUnavailable);
             }
             return;
         }
-        let available: Vec<SessionEntry> = self
-            .sessions
-            .of_account(bare)
+        let available: Vec<SessionEntry> = sessions
             .into_iter()
             .filter(|e| e.presence.available.is_some() && e.presence.priority >= 0)
             .collect();
