@@ -209,8 +209,10 @@ pub enum ListenerKind {
     C2s,
     /// Client connections, TLS from the first byte (XEP-0368, ALPN `xmpp-client`).
     C2sDirectTls,
-    /// Server connections, STARTTLS then dialback (XEP-0220).
+    /// Server connections, STARTTLS then SASL EXTERNAL (XEP-0178) or dialback (XEP-0220).
     S2s,
+    /// Server connections, TLS from the first byte (XEP-0368, ALPN `xmpp-server`).
+    S2sDirectTls,
 }
 
 /// One `[[listeners]]` entry.
@@ -240,6 +242,7 @@ fn default_listeners() -> Vec<ListenerConfig> {
         listen(ListenerKind::C2s, 5222),
         listen(ListenerKind::C2sDirectTls, 5223),
         listen(ListenerKind::S2s, 5269),
+        listen(ListenerKind::S2sDirectTls, 5270),
     ]
 }
 

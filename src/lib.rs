@@ -45,6 +45,9 @@ pub enum ServerError {
     /// TLS could not be set up.
     #[error("TLS: {0}")]
     Tls(#[from] TlsError),
+    /// Server-to-server links could not be set up.
+    #[error("{0}")]
+    S2s(#[from] s2s::S2sError),
     /// A listener could not bind.
     #[error("cannot listen on {address}: {source}")]
     Bind {
@@ -113,7 +116,12 @@ impl Server {
         );
         let modules = enabled_modules(&config, &storage);
         let registry = Registry::build(&modules);
-        let s2s = s2s::S2s::new(config.s2s.clone(), reader_limits(&config));
+        let s2s = s2s::S2s::new(
+            config.s2s.clone(),
+            reader_limits(&config),
+            &config.server.hosts,
+            &tls.resolver,
+        )?;
         let router = Router::new(config.clone(), storage, accounts, registry, s2s);
         let mut listeners = Vec::new();
         for listener in &config.listeners {

@@ -13,22 +13,109 @@ fn free_port() -> u16 {
 }
 
 fn s2s_config(own_port: u16, routes: &[(&str, u16)]) -> String {
-    let mut toml = format!("[[listeners]]\nkind = \"s2s\"\naddress = \"127.0.0.1:{own_port}\"\n[s2s]\nconnect_timeout_secs = 10\n[s2s.routes]\n");
+    s2s_config_with(own_port, routes, &Side::default())
+}
+
+/// What one server of a pair adds to its configuration.
+#[derive(Default)]
+struct Side {
+    /// Lines of its `[s2s]` section.
+    s2s: String,
+    /// Its `[tls]` section.
+    tls: String,
+    /// The name its certificate is for, when not its domain.
+    tls_name: Option<String>,
+}
+
+fn s2s_config_with(own_port: u16, routes: &[(&str, u16)], side: &Side) -> String {
+    let mut toml = format!(
+        "{}\n[[listeners]]\nkind = \"s2s\"\naddress = \"127.0.0.1:{own_port}\"\n[s2s]\nconnect_timeout_secs = 10\n{}\n[s2s.routes]\n",
+        side.tls, side.s2s
+    );
     for (domain, port) in routes {
         toml.push_str(&format!("\"{domain}\" = \"127.0.0.1:{port}\"\n"));
     }
     toml
 }
 
+/// A certificate authority for the test, trusted by the servers that name it.
+struct TestCa {
+    dir: tempfile::TempDir,
+    issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
+    pem: String,
+}
+
+impl TestCa {
+    fn new() -> TestCa {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let key = rcgen::KeyPair::generate().expect("key");
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let certificate = params.self_signed(&key).expect("CA certificate");
+        std::fs::write(dir.path().join("ca.pem"), certificate.pem()).expect("CA written");
+        TestCa {
+            dir,
+            issuer: rcgen::Issuer::new(params, key),
+            pem: certificate.pem(),
+        }
+    }
+
+    /// The `[s2s]` line trusting this authority.
+    fn trusted(&self) -> String {
+        format!(
+            "trust_anchors = [\"{}\"]\n",
+            self.dir.path().join("ca.pem").display()
+        )
+    }
+
+    /// A `[tls]` section serving `host` with a certificate of this authority naming `name`.
+    fn serving(&self, host: &str, name: &str) -> String {
+        let key = rcgen::KeyPair::generate().expect("key");
+        let certificate = rcgen::CertificateParams::new(vec![name.to_owned()])
+            .expect("params")
+            .signed_by(&key, &self.issuer)
+            .expect("certificate");
+        let cert_path = self.dir.path().join(format!("{host}.crt"));
+        let key_path = self.dir.path().join(format!("{host}.key"));
+        // The chain file holds the leaf, then the authority (as "fullchain" files do).
+        std::fs::write(&cert_path, certificate.pem() + &self.pem).expect("certificate written");
+        std::fs::write(&key_path, key.serialize_pem()).expect("key written");
+        format!(
+            "[tls]\ncertificates = [{{ host = \"{host}\", cert = \"{}\", key = \"{}\" }}]\n",
+            cert_path.display(),
+            key_path.display()
+        )
+    }
+}
+
 /// Two servers, a.test and b.test, routed to each other, with alice on a and bob on b.
 async fn pair() -> (TestServer, TestServer, RawClient, RawClient) {
+    pair_configured(&Side::default(), &Side::default()).await
+}
+
+/// Like `pair`, each server with its own additions.
+async fn pair_configured(
+    side_a: &Side,
+    side_b: &Side,
+) -> (TestServer, TestServer, RawClient, RawClient) {
     let (port_a, port_b) = (free_port(), free_port());
     let a = TestServer::start_domain(
         "a.test",
-        &s2s_config(port_a, &[("b.test", port_b), ("down.test", free_port())]),
+        &s2s_config_with(
+            port_a,
+            &[("b.test", port_b), ("down.test", free_port())],
+            side_a,
+        ),
     )
     .await;
-    let b = TestServer::start_domain("b.test", &s2s_config(port_b, &[("a.test", port_a)])).await;
+    let mut b = TestServer::start_domain(
+        "b.test",
+        &s2s_config_with(port_b, &[("a.test", port_a)], side_b),
+    )
+    .await;
+    if let Some(name) = &side_b.tls_name {
+        b.tls_name = name.clone();
+    }
     a.add_user("alice@a.test", "wonderland").await;
     b.add_user("bob@b.test", "builder").await;
     let mut alice = RawClient::login(&a, "alice", "wonderland", "r").await;
@@ -169,7 +256,7 @@ async fn s2s_check_reports_each_step_of_a_working_link() {
     let config = dir.path().join("a.toml");
     std::fs::write(
         &config,
-        format!("[server]\nhosts = [\"a.test\"]\ndata_dir = \"{}\"\n[s2s.routes]\n\"b.test\" = \"127.0.0.1:{port}\"\n", dir.path().display()),
+        format!("[server]\nhosts = [\"a.test\"]\ndata_dir = \"{}\"\n[s2s]\nname_servers = [\"127.0.0.1:9\"]\n[s2s.routes]\n\"b.test\" = \"127.0.0.1:{port}\"\n", dir.path().display()),
     )
     .expect("config written");
     let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_rempart"))
@@ -182,7 +269,7 @@ async fn s2s_check_reports_each_step_of_a_working_link() {
     let report = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{report}");
     assert!(
-        report.contains("resolve: b.test is routed to 127.0.0.1"),
+        report.contains("b.test is routed to 127.0.0.1"),
         "{report}"
     );
     assert!(report.contains("tls: Some(TLSv1_3)"), "{report}");
@@ -202,7 +289,7 @@ async fn s2s_check_reports_each_step_of_a_working_link() {
         .await
         .expect("runs");
     assert!(!unrouted.status.success());
-    assert!(String::from_utf8_lossy(&unrouted.stdout).contains("no route for nowhere.test"));
+    assert!(String::from_utf8_lossy(&unrouted.stdout).contains("FAILED"));
 }
 
 #[tokio::test]
@@ -246,4 +333,127 @@ async fn a_peer_stream_error_is_not_answered_with_another() {
     let reply = peer.read_to_close().await;
     assert!(!reply.contains("<stream:error>"), "{reply}");
     assert!(reply.contains("</stream:stream>"), "{reply}");
+}
+
+async fn chat(from: &mut RawClient, to: &str, id: &str) -> String {
+    from.send(&format!(
+        "<message to='{to}' type='chat' id='{id}'><body>{id}</body></message>"
+    ))
+    .await;
+    from.expect_stanza(&format!("id='{id}'")).await
+}
+
+#[tokio::test]
+async fn valid_certificates_satisfy_the_strict_policy_both_ways() {
+    let ca = TestCa::new();
+    let strict = format!("{}default_policy = \"require-valid-cert\"\n", ca.trusted());
+    let side_a = Side {
+        s2s: strict.clone(),
+        tls: ca.serving("a.test", "a.test"),
+        ..Side::default()
+    };
+    let side_b = Side {
+        s2s: strict,
+        tls: ca.serving("b.test", "b.test"),
+        ..Side::default()
+    };
+    let (_a, _b, mut alice, mut bob) = pair_configured(&side_a, &side_b).await;
+    alice
+        .send("<message to='bob@b.test' type='chat' id='v1'><body>certified</body></message>")
+        .await;
+    let received = bob.expect_stanza("id='v1'").await;
+    assert!(received.contains("<body>certified</body>"), "{received}");
+    bob.send("<message to='alice@a.test' type='chat' id='v2'><body>likewise</body></message>")
+        .await;
+    let answer = alice.expect_stanza("id='v2'").await;
+    assert!(answer.contains("<body>likewise</body>"), "{answer}");
+}
+
+#[tokio::test]
+async fn s2s_check_authenticates_with_sasl_external_when_certificates_are_valid() {
+    let ca = TestCa::new();
+    let port = free_port();
+    let side_b = Side {
+        s2s: ca.trusted(),
+        tls: ca.serving("b.test", "b.test"),
+        ..Side::default()
+    };
+    let _server = TestServer::start_domain("b.test", &s2s_config_with(port, &[], &side_b)).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("a.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nhosts = [\"a.test\"]\ndata_dir = \"{}\"\n{}[s2s]\n{}name_servers = [\"127.0.0.1:9\"]\n[s2s.routes]\n\"b.test\" = \"127.0.0.1:{port}\"\n",
+            dir.path().display(),
+            ca.serving("a.test", "a.test"),
+            ca.trusted()
+        ),
+    )
+    .expect("config written");
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_rempart"))
+        .arg("--config")
+        .arg(&config)
+        .args(["s2s", "check", "b.test"])
+        .output()
+        .await
+        .expect("runs");
+    let report = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{report}");
+    assert!(report.contains("certificate: valid for b.test"), "{report}");
+    assert!(report.contains("SASL EXTERNAL succeeded"), "{report}");
+}
+
+#[tokio::test]
+async fn a_certificate_naming_another_domain_is_refused_under_the_strict_policy() {
+    let ca = TestCa::new();
+    let side_a = Side {
+        s2s: format!(
+            "{}[s2s.policies]\n\"b.test\" = \"require-valid-cert\"\n",
+            ca.trusted()
+        ),
+        tls: ca.serving("a.test", "a.test"),
+        ..Side::default()
+    };
+    let side_b = Side {
+        s2s: ca.trusted(),
+        tls: ca.serving("b.test", "other.test"),
+        tls_name: Some("other.test".to_owned()),
+    };
+    let (_a, _b, mut alice, mut bob) = pair_configured(&side_a, &side_b).await;
+    let outbound = chat(&mut alice, "bob@b.test", "w1").await;
+    assert!(outbound.contains("type='error'"), "{outbound}");
+    assert!(outbound.contains("<remote-server-not-found"), "{outbound}");
+    // b.test cannot prove itself to a.test either: its dialback request is refused.
+    let inbound = chat(&mut bob, "alice@a.test", "w2").await;
+    assert!(inbound.contains("type='error'"), "{inbound}");
+}
+
+#[tokio::test]
+async fn a_denied_domain_is_refused_both_ways() {
+    let side_a = Side {
+        s2s: "[s2s.policies]\n\"b.test\" = \"deny\"\n".to_owned(),
+        ..Side::default()
+    };
+    let (_a, _b, mut alice, mut bob) = pair_configured(&side_a, &Side::default()).await;
+    let outbound = chat(&mut alice, "bob@b.test", "d1").await;
+    assert!(outbound.contains("<policy-violation"), "{outbound}");
+    let inbound = chat(&mut bob, "alice@a.test", "d2").await;
+    assert!(inbound.contains("type='error'"), "{inbound}");
+}
+
+#[tokio::test]
+async fn a_closed_federation_reaches_only_listed_domains() {
+    let side_a = Side {
+        s2s: "allowlist_only = true\n[s2s.policies]\n\"b.test\" = \"dialback\"\n".to_owned(),
+        ..Side::default()
+    };
+    let (_a, _b, mut alice, mut bob) = pair_configured(&side_a, &Side::default()).await;
+    let unlisted = chat(&mut alice, "someone@down.test", "c1").await;
+    assert!(unlisted.contains("<policy-violation"), "{unlisted}");
+    alice
+        .send("<message to='bob@b.test' type='chat' id='c2'><body>listed</body></message>")
+        .await;
+    let received = bob.expect_stanza("id='c2'").await;
+    assert!(received.contains("<body>listed</body>"), "{received}");
 }

@@ -49,7 +49,10 @@ pub async fn accept_loop(
         let config = config.clone();
         tracker.spawn(async move {
             match config.kind {
-                ListenerKind::S2s => crate::s2s::inbound::serve(ctx, tcp, peer).await,
+                ListenerKind::S2s => crate::s2s::inbound::serve(ctx, tcp, peer, false).await,
+                ListenerKind::S2sDirectTls => {
+                    crate::s2s::inbound::serve(ctx, tcp, peer, true).await
+                }
                 ListenerKind::C2s | ListenerKind::C2sDirectTls => {
                     serve_connection(ctx, tcp, peer, config).await
                 }

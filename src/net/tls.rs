@@ -14,9 +14,12 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use thiserror::Error;
 
 use crate::config::Config;
+use crate::s2s::certificate::DecideAfterHandshake;
 
 /// ALPN protocol of XEP-0368 direct TLS client connections.
 pub const ALPN_XMPP_CLIENT: &[u8] = b"xmpp-client";
+/// ALPN protocol of XEP-0368 direct TLS server connections.
+pub const ALPN_XMPP_SERVER: &[u8] = b"xmpp-server";
 
 /// Why TLS could not be set up.
 #[derive(Debug, Error)]
@@ -81,6 +84,11 @@ impl SniResolver {
             .unwrap_or(&self.default_host);
         self.by_host.get(host)?.certified.cert.first()
     }
+
+    /// The certificate and key of `host`, presented when this server connects to others.
+    pub fn certified(&self, host: &str) -> Option<Arc<CertifiedKey>> {
+        self.by_host.get(host).map(|c| c.certified.clone())
+    }
 }
 
 /// The server-side TLS configurations shared by all listeners.
@@ -90,6 +98,10 @@ pub struct TlsContext {
     pub starttls: Arc<rustls::ServerConfig>,
     /// For direct TLS (ALPN `xmpp-client`).
     pub direct: Arc<rustls::ServerConfig>,
+    /// For STARTTLS on server links: asks for the peer's certificate (XEP-0178).
+    pub s2s_starttls: Arc<rustls::ServerConfig>,
+    /// For direct TLS on server links (ALPN `xmpp-server`), asking for a certificate too.
+    pub s2s_direct: Arc<rustls::ServerConfig>,
     /// The certificate chooser, for channel-binding data.
     pub resolver: Arc<SniResolver>,
 }
@@ -119,17 +131,26 @@ impl TlsContext {
             by_host,
             default_host: config.server.hosts.first().cloned().unwrap_or_default(),
         });
-        let build = |alpn: Vec<Vec<u8>>| -> Result<Arc<rustls::ServerConfig>, TlsError> {
-            let mut server = rustls::ServerConfig::builder_with_provider(provider.clone())
-                .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
-                .with_no_client_auth()
-                .with_cert_resolver(resolver.clone());
-            server.alpn_protocols = alpn;
-            Ok(Arc::new(server))
+        let build = |alpn: &[u8], peers_certificate: bool| {
+            let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+                .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?;
+            // Servers' certificates are judged after the handshake, by federation policy.
+            let builder = if peers_certificate {
+                builder.with_client_cert_verifier(Arc::new(DecideAfterHandshake(provider.clone())))
+            } else {
+                builder.with_no_client_auth()
+            };
+            let mut server = builder.with_cert_resolver(resolver.clone());
+            if !alpn.is_empty() {
+                server.alpn_protocols = vec![alpn.to_vec()];
+            }
+            Ok::<_, TlsError>(Arc::new(server))
         };
         Ok(TlsContext {
-            starttls: build(Vec::new())?,
-            direct: build(vec![ALPN_XMPP_CLIENT.to_vec()])?,
+            starttls: build(&[], false)?,
+            direct: build(ALPN_XMPP_CLIENT, false)?,
+            s2s_starttls: build(&[], true)?,
+            s2s_direct: build(ALPN_XMPP_SERVER, true)?,
             resolver: resolver.clone(),
         })
     }

@@ -1,22 +1,25 @@
-//! Opening an authenticated-to-be stream to another server: TCP to its route, stream header,
-//! STARTTLS. Dialback then proves our identity on it.
+//! Opening a stream to another server at one resolved endpoint: TCP, then STARTTLS or TLS
+//! from the first byte (XEP-0368), presenting our certificate, and the secured stream's
+//! header and features. Authentication comes after, in `authenticate`.
 
-use std::net::SocketAddr;
+use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use rand::distr::{Alphanumeric, SampleString};
 use rempart_xep::element::Element;
 use rempart_xep::ns;
 use rempart_xep::stream::{StreamError, StreamErrorCondition, StreamHeader};
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, SignatureScheme};
+use rustls::client::ResolvesClientCert;
+use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::sign::CertifiedKey;
+use rustls::SignatureScheme;
 use thiserror::Error;
 use tokio::io::{split, AsyncRead, AsyncWrite, ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
-use tokio::time::timeout;
 
+use crate::net::tls::{SniResolver, ALPN_XMPP_SERVER};
+use crate::s2s::certificate::{CertificateProblem, DecideAfterHandshake};
+use crate::s2s::resolve::{Endpoint, ResolveError};
 use crate::stream::reader::{Incoming, ReadError, ReaderLimits, XmlReader};
 use crate::stream::writer::XmlWriter;
 
@@ -24,26 +27,41 @@ use crate::stream::writer::XmlWriter;
 pub trait LinkIo: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> LinkIo for T {}
 
-/// Both halves of an open stream.
+/// Reads a peer's stream.
+pub type LinkReader = XmlReader<ReadHalf<Box<dyn LinkIo>>>;
+/// Writes ours.
+pub type LinkWriter = XmlWriter<WriteHalf<Box<dyn LinkIo>>>;
+
+/// A secured stream, its header exchanged.
 pub struct OpenStream {
     /// Reads the peer's stream.
-    pub reader: XmlReader<ReadHalf<Box<dyn LinkIo>>>,
+    pub reader: LinkReader,
     /// Writes ours.
-    pub writer: XmlWriter<WriteHalf<Box<dyn LinkIo>>>,
+    pub writer: LinkWriter,
     /// The id the peer gave its stream (dialback keys are bound to it).
     pub peer_stream_id: String,
+    /// The stream features the peer offered.
+    pub features: Element,
+    /// The certificate chain the peer presented, leaf first.
+    pub peer_chain: Vec<CertificateDer<'static>>,
 }
 
 /// Why a link could not be opened.
 #[derive(Debug, Error)]
 pub enum ConnectError {
-    /// No route is configured for the domain.
-    #[error("no route to {0}")]
-    NoRoute(String),
-    /// The peer could not be reached in time or refused.
+    /// The domain could not be resolved.
+    #[error("resolving: {0}")]
+    Resolve(#[from] ResolveError),
+    /// Our policy refuses the domain.
+    #[error("federation with {0} is denied by policy")]
+    Denied(String),
+    /// The peer's certificate does not authenticate it and policy requires that it does.
+    #[error("certificate: {0}")]
+    Certificate(CertificateProblem),
+    /// The peer could not be reached or the connection broke.
     #[error("connecting: {0}")]
     Io(String),
-    /// The peer broke the protocol.
+    /// The peer broke the protocol or refused us.
     #[error("protocol: {0}")]
     Protocol(String),
     /// It took too long.
@@ -51,74 +69,63 @@ pub enum ConnectError {
     Timeout,
 }
 
-/// Accepts any certificate: on these links identity is proven by dialback (XEP-0220), and
-/// certificate verification with SASL EXTERNAL is not implemented yet.
+/// Presents one fixed certificate: ours, for the local domain the link is opened from.
 #[derive(Debug)]
-struct DialbackAuthenticates(Arc<rustls::crypto::CryptoProvider>);
+struct OurCertificate(Arc<CertifiedKey>);
 
-impl ServerCertVerifier for DialbackAuthenticates {
-    fn verify_server_cert(
+impl ResolvesClientCert for OurCertificate {
+    fn resolve(
         &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
+        _root_hint_subjects: &[&[u8]],
+        _schemes: &[SignatureScheme],
+    ) -> Option<Arc<CertifiedKey>> {
+        Some(self.0.clone())
     }
 
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
+    fn has_certs(&self) -> bool {
+        true
     }
 }
 
-/// The TLS client configuration of server links.
-pub fn client_tls() -> Arc<rustls::ClientConfig> {
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .map(|builder| {
-            builder
-                .dangerous()
-                .with_custom_certificate_verifier(Arc::new(DialbackAuthenticates(provider)))
-                .with_no_client_auth()
-        });
-    match config {
-        Ok(config) => Arc::new(config),
-        Err(_) => Arc::new(
-            rustls::ClientConfig::builder()
-                .with_root_certificates(rustls::RootCertStore::empty())
-                .with_no_client_auth(),
-        ),
+/// The TLS client configurations of links opened from one local domain.
+#[derive(Clone)]
+pub struct ClientTls {
+    starttls: Arc<rustls::ClientConfig>,
+    direct: Arc<rustls::ClientConfig>,
+}
+
+impl ClientTls {
+    /// Configurations presenting `certificate` (none: no client certificate), accepting any
+    /// server certificate for policy to judge after the handshake.
+    pub fn new(certificate: Option<Arc<CertifiedKey>>) -> Result<ClientTls, rustls::Error> {
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(DecideAfterHandshake(provider)));
+        let starttls = match certificate {
+            Some(certificate) => {
+                builder.with_client_cert_resolver(Arc::new(OurCertificate(certificate)))
+            }
+            None => builder.with_no_client_auth(),
+        };
+        let mut direct = starttls.clone();
+        direct.alpn_protocols = vec![ALPN_XMPP_SERVER.to_vec()];
+        Ok(ClientTls {
+            starttls: Arc::new(starttls),
+            direct: Arc::new(direct),
+        })
+    }
+
+    /// One configuration per served host, presenting that host's certificate.
+    pub fn per_host(
+        hosts: &[String],
+        certificates: &SniResolver,
+    ) -> Result<HashMap<String, ClientTls>, rustls::Error> {
+        hosts
+            .iter()
+            .map(|host| Ok((host.clone(), ClientTls::new(certificates.certified(host))?)))
+            .collect()
     }
 }
 
@@ -138,54 +145,34 @@ fn protocol(error: impl std::fmt::Display) -> ConnectError {
     ConnectError::Protocol(error.to_string())
 }
 
+fn io(error: impl std::fmt::Display) -> ConnectError {
+    ConnectError::Io(error.to_string())
+}
+
+/// Sends our header, reads theirs and their features; returns their stream id and features.
 async fn exchange_headers(
-    reader: &mut XmlReader<ReadHalf<Box<dyn LinkIo>>>,
-    writer: &mut XmlWriter<WriteHalf<Box<dyn LinkIo>>>,
+    reader: &mut LinkReader,
+    writer: &mut LinkWriter,
     local: &str,
     remote: &str,
 ) -> Result<(String, Element), ConnectError> {
     writer
         .write_header(&header(local, remote, None))
         .await
-        .map_err(|e| ConnectError::Io(e.to_string()))?;
+        .map_err(io)?;
     let theirs = reader.read_header().await.map_err(protocol)?;
     if theirs.content_ns != ns::SERVER {
         return Err(protocol("the peer did not open a jabber:server stream"));
     }
     let id = theirs.id.unwrap_or_default();
-    match reader.next().await.map_err(protocol)? {
-        Incoming::Element(features) if features.is("features", ns::STREAM) => Ok((id, features)),
+    match next_element(reader).await? {
+        features if features.is("features", ns::STREAM) => Ok((id, features)),
         _ => Err(protocol("expected stream features")),
     }
 }
 
 /// Receives a description of each step of opening a link (for `rempart s2s check`).
 pub type Observer<'a> = &'a mut (dyn FnMut(&str, String) + Send);
-
-/// Connects to `remote` at `address` as `local`, negotiating TLS when offered.
-pub async fn open(
-    address: SocketAddr,
-    local: &str,
-    remote: &str,
-    limits: ReaderLimits,
-    within: Duration,
-) -> Result<OpenStream, ConnectError> {
-    open_observed(address, local, remote, limits, within, &mut |_, _| {}).await
-}
-
-/// Like [`open`], telling `observe` what each step found.
-pub async fn open_observed(
-    address: SocketAddr,
-    local: &str,
-    remote: &str,
-    limits: ReaderLimits,
-    within: Duration,
-    observe: Observer<'_>,
-) -> Result<OpenStream, ConnectError> {
-    timeout(within, open_inner(address, local, remote, limits, observe))
-        .await
-        .map_err(|_| ConnectError::Timeout)?
-}
 
 fn feature_names(features: &Element) -> String {
     let names: Vec<String> = features
@@ -199,50 +186,50 @@ fn feature_names(features: &Element) -> String {
     }
 }
 
-async fn open_inner(
-    address: SocketAddr,
+fn split_link(io: Box<dyn LinkIo>, limits: ReaderLimits) -> (LinkReader, LinkWriter) {
+    let (read, write) = split(io);
+    (
+        XmlReader::new(read, limits),
+        XmlWriter::new(write, ns::SERVER),
+    )
+}
+
+/// Connects to `remote` at `endpoint` as `local` and secures the stream.
+pub async fn open(
+    endpoint: &Endpoint,
     local: &str,
     remote: &str,
+    tls: &ClientTls,
     limits: ReaderLimits,
     observe: Observer<'_>,
 ) -> Result<OpenStream, ConnectError> {
-    let tcp = TcpStream::connect(address)
-        .await
-        .map_err(|e| ConnectError::Io(e.to_string()))?;
+    let tcp = TcpStream::connect(endpoint.address).await.map_err(io)?;
     observe(
         "connect",
-        format!("TCP connection to {address} established"),
+        format!(
+            "TCP connection to {} ({}) established",
+            endpoint.address, endpoint.host
+        ),
     );
     let _ = tcp.set_nodelay(true);
-    let io: Box<dyn LinkIo> = Box::new(tcp);
-    let (read, write) = split(io);
-    let mut reader = XmlReader::new(read, limits);
-    let mut writer = XmlWriter::new(write, ns::SERVER);
-    let (_, features) = exchange_headers(&mut reader, &mut writer, local, remote).await?;
-    observe(
-        "stream",
-        format!("stream opened, features: {}", feature_names(&features)),
-    );
-    if !features.has_child("starttls", ns::TLS) {
-        // RFC 7590: server links are encrypted or not used.
-        return Err(protocol("the peer does not offer STARTTLS"));
-    }
-    writer
-        .write_element(&Element::new("starttls", ns::TLS))
-        .await
-        .map_err(|e| ConnectError::Io(e.to_string()))?;
-    match reader.next().await.map_err(protocol)? {
-        Incoming::Element(proceed) if proceed.is("proceed", ns::TLS) => {}
-        _ => return Err(protocol("STARTTLS refused")),
-    }
-    let read = reader.into_inner().map_err(protocol)?;
-    let plain = read.unsplit(writer.into_inner());
+    let (config, plain): (_, Box<dyn LinkIo>) = if endpoint.direct_tls {
+        (tls.direct.clone(), Box::new(tcp))
+    } else {
+        (
+            tls.starttls.clone(),
+            starttls(tcp, local, remote, limits, observe).await?,
+        )
+    };
     let name = ServerName::try_from(remote.to_owned()).map_err(protocol)?;
-    let tls = tokio_rustls::TlsConnector::from(client_tls())
+    let secured = tokio_rustls::TlsConnector::from(config)
         .connect(name, plain)
         .await
         .map_err(|e| ConnectError::Io(format!("TLS: {e}")))?;
-    let (_, connection) = tls.get_ref();
+    let (_, connection) = secured.get_ref();
+    let peer_chain: Vec<CertificateDer<'static>> = connection
+        .peer_certificates()
+        .map(|chain| chain.iter().map(|c| c.clone().into_owned()).collect())
+        .unwrap_or_default();
     observe(
         "tls",
         format!(
@@ -250,14 +237,12 @@ async fn open_inner(
             connection.protocol_version(),
             connection.negotiated_cipher_suite().map(|s| s.suite()),
             connection.negotiated_key_exchange_group().map(|g| g.name()),
-            connection.peer_certificates().map_or(0, <[_]>::len),
+            peer_chain.len(),
         ),
     );
-    let io: Box<dyn LinkIo> = Box::new(tls);
-    let (read, write) = split(io);
-    let mut reader = XmlReader::new(read, limits);
-    let mut writer = XmlWriter::new(write, ns::SERVER);
-    let (id, features) = exchange_headers(&mut reader, &mut writer, local, remote).await?;
+    let (mut reader, mut writer) = split_link(Box::new(secured), limits);
+    let (peer_stream_id, features) =
+        exchange_headers(&mut reader, &mut writer, local, remote).await?;
     observe(
         "stream",
         format!(
@@ -268,7 +253,57 @@ async fn open_inner(
     Ok(OpenStream {
         reader,
         writer,
-        peer_stream_id: id,
+        peer_stream_id,
+        features,
+        peer_chain,
+    })
+}
+
+/// The plaintext part before STARTTLS (RFC 7590: server links are encrypted or not used).
+async fn starttls(
+    tcp: TcpStream,
+    local: &str,
+    remote: &str,
+    limits: ReaderLimits,
+    observe: Observer<'_>,
+) -> Result<Box<dyn LinkIo>, ConnectError> {
+    let (mut reader, mut writer) = split_link(Box::new(tcp), limits);
+    let (_, features) = exchange_headers(&mut reader, &mut writer, local, remote).await?;
+    observe(
+        "stream",
+        format!("stream opened, features: {}", feature_names(&features)),
+    );
+    if !features.has_child("starttls", ns::TLS) {
+        return Err(protocol("the peer does not offer STARTTLS"));
+    }
+    writer
+        .write_element(&Element::new("starttls", ns::TLS))
+        .await
+        .map_err(io)?;
+    match next_element(&mut reader).await? {
+        proceed if proceed.is("proceed", ns::TLS) => {}
+        _ => return Err(protocol("STARTTLS refused")),
+    }
+    let read = reader.into_inner().map_err(protocol)?;
+    Ok(read.unsplit(writer.into_inner()))
+}
+
+/// Opens a new stream on the same connection after SASL success (RFC 6120 §6.4.6).
+pub async fn restart(
+    stream: OpenStream,
+    local: &str,
+    remote: &str,
+) -> Result<OpenStream, ConnectError> {
+    let mut reader = stream.reader.restart();
+    let mut writer = stream.writer;
+    let (peer_stream_id, features) =
+        exchange_headers(&mut reader, &mut writer, local, remote).await?;
+    Ok(OpenStream {
+        reader,
+        writer,
+        peer_stream_id,
+        features,
+        peer_chain: stream.peer_chain,
     })
 }
 

@@ -1,15 +1,21 @@
-//! Server-to-server links (RFC 6120 with XEP-0220 Server Dialback): one outbound stream per
-//! (local domain, remote domain) with a bounded queue, inbound streams that accept stanzas only
-//! from domains proven on them. Remote domains are reached through configured routes.
+//! Server-to-server links (RFC 6120, RFC 7590): one outbound stream per (local domain, remote
+//! domain) with a bounded queue, found through DNS SRV or static routes, authenticated with
+//! certificates and SASL EXTERNAL (XEP-0178) or Server Dialback (XEP-0220) as each remote
+//! domain's policy says; inbound streams accept stanzas only from domains proven on them.
 
+pub mod authenticate;
+pub mod certificate;
 pub mod check;
 pub mod connect;
 pub mod dialback;
 pub mod inbound;
 mod outbound;
+pub mod policy;
+pub mod resolve;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -21,32 +27,65 @@ use serde::Deserialize;
 use tokio::sync::mpsc;
 use tracing::debug;
 
+use crate::net::tls::SniResolver;
 use crate::router::Router;
 use crate::stream::reader::ReaderLimits;
-use connect::ConnectError;
+use certificate::{TrustAnchorError, TrustAnchors};
+use connect::{ClientTls, ConnectError, Observer, OpenStream};
 use dialback::DialbackSecret;
+pub use policy::Policy;
+use resolve::{ResolveError, Resolver};
+use thiserror::Error;
 
 /// `[s2s]`
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct S2sConfig {
-    /// Where each remote domain is reached: `"domain" = "host:port"`.
-    pub routes: BTreeMap<String, SocketAddr>,
+    /// Remote domains reached at a fixed place instead of through DNS: `"domain" = "host:port"`.
+    pub routes: BTreeMap<String, String>,
+    /// DNS servers to ask (`"127.0.0.1:53"`); empty: the system's (/etc/resolv.conf).
+    pub name_servers: Vec<SocketAddr>,
     /// Seconds to connect and authenticate before queued stanzas bounce.
     pub connect_timeout_secs: u64,
     /// Seconds an outbound link may stay idle before it is closed.
     pub idle_timeout_secs: u64,
     /// Stanzas queued per link while it connects; more bounce.
     pub max_queue: usize,
+    /// PEM files of the authorities trusted for peers' certificates; absent: the system's
+    /// bundle (/etc/ssl/certs/ca-certificates.crt) when there is one.
+    pub trust_anchors: Option<Vec<PathBuf>>,
+    /// The policy of domains without an entry in `policies`.
+    pub default_policy: Policy,
+    /// Per remote domain: "dialback", "require-valid-cert" or "deny".
+    pub policies: BTreeMap<String, Policy>,
+    /// A closed federation: only domains listed in `policies` (and not denied) are reached or
+    /// accepted.
+    pub allowlist_only: bool,
+}
+
+impl S2sConfig {
+    /// The policy that applies to `domain`.
+    pub fn policy(&self, domain: &str) -> Policy {
+        match self.policies.get(domain) {
+            Some(policy) => *policy,
+            None if self.allowlist_only => Policy::Deny,
+            None => self.default_policy,
+        }
+    }
 }
 
 impl Default for S2sConfig {
     fn default() -> Self {
         S2sConfig {
             routes: BTreeMap::new(),
+            name_servers: Vec::new(),
             connect_timeout_secs: 30,
             idle_timeout_secs: 600,
             max_queue: 1000,
+            trust_anchors: None,
+            default_policy: Policy::Dialback,
+            policies: BTreeMap::new(),
+            allowlist_only: false,
         }
     }
 }
@@ -57,25 +96,89 @@ struct Link {
     queue: mpsc::Sender<Element>,
 }
 
+/// Why the service could not be set up.
+#[derive(Debug, Error)]
+pub enum S2sError {
+    /// The trust anchors could not be read.
+    #[error("s2s trust anchors: {0}")]
+    TrustAnchors(#[from] TrustAnchorError),
+    /// The resolver configuration is unusable.
+    #[error("s2s resolver: {0}")]
+    Resolver(#[from] ResolveError),
+    /// rustls refused our certificates as client credentials.
+    #[error("s2s TLS: {0}")]
+    Tls(#[from] rustls::Error),
+}
+
 /// The server-to-server service.
 pub struct S2s {
     config: S2sConfig,
     secret: DialbackSecret,
     limits: ReaderLimits,
+    anchors: TrustAnchors,
+    resolver: Resolver,
+    client_tls: HashMap<String, ClientTls>,
+    anonymous_tls: ClientTls,
     links: Mutex<HashMap<(String, String), Link>>,
     next_link: std::sync::atomic::AtomicU64,
 }
 
 impl S2s {
-    /// The service for `config`, with a fresh dialback secret.
-    pub fn new(config: S2sConfig, limits: ReaderLimits) -> Arc<S2s> {
-        Arc::new(S2s {
-            config,
+    /// The service for `config`, presenting the certificates of `hosts`, with a fresh
+    /// dialback secret.
+    pub fn new(
+        config: S2sConfig,
+        limits: ReaderLimits,
+        hosts: &[String],
+        certificates: &SniResolver,
+    ) -> Result<Arc<S2s>, S2sError> {
+        let anchors = match &config.trust_anchors {
+            Some(paths) => TrustAnchors::load(paths)?,
+            None => TrustAnchors::system_default(),
+        };
+        let resolver = Resolver::new(&config.name_servers, &config.routes)?;
+        Ok(Arc::new(S2s {
             secret: DialbackSecret::random(),
             limits,
+            anchors,
+            resolver,
+            client_tls: ClientTls::per_host(hosts, certificates)?,
+            anonymous_tls: ClientTls::new(None)?,
             links: Mutex::new(HashMap::new()),
             next_link: std::sync::atomic::AtomicU64::new(1),
-        })
+            config,
+        }))
+    }
+
+    /// The policy that applies to `domain`.
+    pub fn policy(&self, domain: &str) -> Policy {
+        self.config.policy(domain)
+    }
+
+    /// Opens a secured stream from `local` to `remote`, trying each resolved endpoint in
+    /// order; the peer is not authenticated yet.
+    pub async fn open_link(
+        &self,
+        local: &str,
+        remote: &str,
+        observe: Observer<'_>,
+    ) -> Result<OpenStream, ConnectError> {
+        if self.policy(remote) == Policy::Deny {
+            return Err(ConnectError::Denied(remote.to_owned()));
+        }
+        let endpoints = self.resolver.resolve_observed(remote, observe).await?;
+        let tls = self.client_tls.get(local).unwrap_or(&self.anonymous_tls);
+        let mut last = ConnectError::Resolve(ResolveError::NotFound(remote.to_owned()));
+        for endpoint in &endpoints {
+            match connect::open(endpoint, local, remote, tls, self.limits, observe).await {
+                Ok(stream) => return Ok(stream),
+                Err(error) => {
+                    observe("connect", format!("{}: {error}", endpoint.address));
+                    last = error;
+                }
+            }
+        }
+        Err(last)
     }
 
     /// This server's dialback secret.
@@ -86,11 +189,6 @@ impl S2s {
     /// Limits for reading peers' streams.
     pub fn limits(&self) -> ReaderLimits {
         self.limits
-    }
-
-    /// The address a remote domain is reached at.
-    pub fn route(&self, domain: &str) -> Option<SocketAddr> {
-        self.config.routes.get(domain).copied()
     }
 
     fn connect_timeout(&self) -> Duration {
@@ -115,10 +213,11 @@ impl S2s {
             router.bounce(&stanza, Condition::RemoteServerNotFound);
             return;
         }
-        let Some(address) = self.route(&remote) else {
-            router.bounce(&stanza, Condition::RemoteServerNotFound);
+        if self.policy(&remote) == Policy::Deny {
+            debug!(%remote, "federation with this domain is denied");
+            router.bounce(&stanza, Condition::PolicyViolation);
             return;
-        };
+        }
         let key = (local.clone(), remote.clone());
         let mut links = self.links.lock().unwrap_or_else(|e| e.into_inner());
         let stanza = match links.get(&key) {
@@ -149,7 +248,6 @@ impl S2s {
             outbound::Target {
                 local,
                 remote,
-                address,
                 link: id,
             },
             rx,
@@ -174,17 +272,15 @@ impl S2s {
         stream_id: &str,
         key: &str,
     ) -> Verification {
-        let Some(address) = self.route(remote) else {
-            return Verification::Unreachable(Condition::RemoteServerNotFound);
-        };
-        let opened =
-            connect::open(address, local, remote, self.limits, self.connect_timeout()).await;
+        let opened = tokio::time::timeout(
+            self.connect_timeout(),
+            self.open_link(local, remote, &mut |_, _| {}),
+        )
+        .await;
         let mut stream = match opened {
-            Ok(stream) => stream,
-            Err(ConnectError::Timeout) => {
-                return Verification::Unreachable(Condition::RemoteServerTimeout)
-            }
-            Err(_) => return Verification::Unreachable(Condition::RemoteServerNotFound),
+            Ok(Ok(stream)) => stream,
+            Err(_) => return Verification::Error(Condition::RemoteServerTimeout),
+            Ok(Err(_)) => return Verification::Error(Condition::RemoteServerNotFound),
         };
         let request = Element::new("verify", ns::DIALBACK)
             .attr("from", local)
@@ -192,7 +288,7 @@ impl S2s {
             .attr("id", stream_id)
             .text(key);
         if stream.writer.write_element(&request).await.is_err() {
-            return Verification::Unreachable(Condition::RemoteServerNotFound);
+            return Verification::Error(Condition::RemoteServerNotFound);
         }
         let answer = tokio::time::timeout(
             self.connect_timeout(),
@@ -210,8 +306,8 @@ impl S2s {
                     Verification::Invalid
                 }
             }
-            Ok(_) => Verification::Unreachable(Condition::RemoteServerNotFound),
-            Err(_) => Verification::Unreachable(Condition::RemoteServerTimeout),
+            Ok(_) => Verification::Error(Condition::RemoteServerNotFound),
+            Err(_) => Verification::Error(Condition::RemoteServerTimeout),
         }
     }
 }
@@ -223,6 +319,6 @@ pub enum Verification {
     Valid,
     /// The key is not.
     Invalid,
-    /// The authoritative server could not be asked (XEP-0220 §2.4: answer with an error).
-    Unreachable(Condition),
+    /// The key could not be judged (XEP-0220 §2.4: answer with an error of this condition).
+    Error(Condition),
 }

@@ -1,18 +1,17 @@
-//! One outbound link: connect, authenticate with dialback, then write queued stanzas until
-//! idle. Whatever cannot be sent bounces to its sender.
+//! One outbound link: connect, authenticate, then write queued stanzas until idle. Whatever
+//! cannot be sent bounces to its sender.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use rempart_xep::element::Element;
-use rempart_xep::ns;
 use rempart_xep::stanza::Condition;
 use tokio::sync::mpsc;
 use tokio::time::timeout;
 use tracing::{debug, info, info_span, warn, Instrument};
 
 use crate::router::Router;
+use crate::s2s::authenticate::{self, External};
 use crate::s2s::connect::{self, ConnectError, OpenStream};
 use crate::s2s::S2s;
 
@@ -22,8 +21,6 @@ pub struct Target {
     pub local: String,
     /// Theirs.
     pub remote: String,
-    /// Their address.
-    pub address: SocketAddr,
     /// The link's id in the pool.
     pub link: u64,
 }
@@ -40,10 +37,10 @@ pub async fn run(
         let established = timeout(s2s.connect_timeout(), establish(&s2s, &target)).await;
         let failure = match established {
             Ok(Ok(stream)) => {
-                info!("authenticated with dialback");
                 pump(&router, &s2s, stream, &mut queue).await;
                 Condition::RemoteServerNotFound
             }
+            Ok(Err(ConnectError::Denied(_))) => Condition::PolicyViolation,
             Ok(Err(error)) => {
                 warn!(%error, "link failed");
                 Condition::RemoteServerNotFound
@@ -64,35 +61,20 @@ pub async fn run(
 }
 
 async fn establish(s2s: &S2s, target: &Target) -> Result<OpenStream, ConnectError> {
-    let mut stream = connect::open(
-        target.address,
-        &target.local,
-        &target.remote,
-        s2s.limits(),
-        s2s.connect_timeout(),
-    )
-    .await?;
-    let key = s2s
-        .secret()
-        .key(&target.remote, &target.local, &stream.peer_stream_id);
-    let request = Element::new("result", ns::DIALBACK)
-        .attr("from", target.local.clone())
-        .attr("to", target.remote.clone())
-        .text(key);
-    stream
-        .writer
-        .write_element(&request)
-        .await
-        .map_err(|e| ConnectError::Io(e.to_string()))?;
-    loop {
-        let answer = connect::next_element(&mut stream.reader).await?;
-        if !answer.is("result", ns::DIALBACK) {
-            continue;
+    let (local, remote) = (target.local.as_str(), target.remote.as_str());
+    let mut log = |step: &str, detail: String| debug!(step, "{detail}");
+    let stream = s2s.open_link(local, remote, &mut log).await?;
+    authenticate::judge_certificate(s2s, &stream, remote, &mut log)?;
+    match authenticate::sasl_external(stream, local, remote, &mut log).await? {
+        External::Succeeded(stream) => {
+            info!("authenticated with SASL EXTERNAL");
+            Ok(stream)
         }
-        return match answer.get_attr("type") {
-            Some("valid") => Ok(stream),
-            _ => Err(ConnectError::Protocol("dialback refused".into())),
-        };
+        External::NotDone(mut stream) => {
+            authenticate::dialback(s2s, &mut stream, local, remote).await?;
+            info!("authenticated with dialback");
+            Ok(stream)
+        }
     }
 }
 

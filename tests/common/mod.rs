@@ -38,6 +38,9 @@ pub struct TestServer {
     pub plaintext: SocketAddr,
     /// The router.
     pub router: Arc<Router>,
+    /// The name clients check the server's certificate against (its first domain unless a
+    /// test serves a certificate for another name).
+    pub tls_name: String,
     /// The server's certificate for its first domain.
     pub certificate: CertificateDer<'static>,
     shutdown: CancellationToken,
@@ -84,6 +87,7 @@ impl TestServer {
         } else {
             format!("\"{domain}\"")
         };
+        let extra = loopback_dns_only(extra);
         let toml = format!(
             r#"
 [server]
@@ -111,9 +115,20 @@ require_tls = false
             .expect("server builds");
         let addrs = server.local_addrs();
         let router = server.router();
-        let certificate =
-            CertificateDer::from_pem_file(dir.path().join("certs").join(format!("{domain}.crt")))
-                .expect("generated certificate");
+        let certificate_path = router
+            .config
+            .tls
+            .certificates
+            .iter()
+            .find(|c| c.host == domain)
+            .map(|c| c.cert.clone())
+            .unwrap_or_else(|| dir.path().join("certs").join(format!("{domain}.crt")));
+        // Clients trust the chain's last certificate: the self-signed one, or the authority.
+        let certificate = CertificateDer::pem_file_iter(certificate_path)
+            .expect("the server's certificate")
+            .filter_map(Result::ok)
+            .last()
+            .expect("a certificate");
         let shutdown = CancellationToken::new();
         let token = shutdown.clone();
         let task = tokio::spawn(async move {
@@ -121,6 +136,7 @@ require_tls = false
         });
         TestServer {
             domain: domain.to_owned(),
+            tls_name: domain.to_owned(),
             starttls: addrs[0],
             direct_tls: addrs[1],
             plaintext: addrs[2],
@@ -261,7 +277,7 @@ impl RawClient {
             .await
             .expect("connect");
         let connector = server.tls_connector(Some(b"xmpp-client"));
-        let name = ServerName::try_from(server.domain.clone()).expect("name");
+        let name = ServerName::try_from(server.tls_name.clone()).expect("name");
         let tls = connector.connect(name, tcp).await.expect("tls");
         let (tls13, exporter) = tls_info(tls.get_ref().1);
         RawClient {
@@ -405,7 +421,7 @@ impl RawClient {
             panic!("STARTTLS on a TLS connection");
         };
         let connector = server.tls_connector(None);
-        let name = ServerName::try_from(server.domain.clone()).expect("name");
+        let name = ServerName::try_from(server.tls_name.clone()).expect("name");
         let tls = connector.connect(name, tcp).await.expect("tls handshake");
         let (tls13, exporter) = tls_info(tls.get_ref().1);
         RawClient {
@@ -545,4 +561,17 @@ fn tls_info(connection: &rustls::ClientConnection) -> (bool, Option<Vec<u8>>) {
             .expect("exporter")
     });
     (tls13, exporter)
+}
+
+/// Points the server's DNS resolver at a loopback port where nothing answers, so that no test
+/// ever sends a query off the machine (domains tests reach are in `[s2s.routes]`).
+fn loopback_dns_only(extra: &str) -> String {
+    const NAME_SERVERS: &str = "name_servers = [\"127.0.0.1:9\"]\n";
+    if extra.contains("name_servers") {
+        extra.to_owned()
+    } else if extra.contains("[s2s]\n") {
+        extra.replacen("[s2s]\n", &format!("[s2s]\n{NAME_SERVERS}"), 1)
+    } else {
+        format!("{extra}\n[s2s]\n{NAME_SERVERS}")
+    }
 }
