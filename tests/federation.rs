@@ -268,10 +268,7 @@ async fn s2s_check_reports_each_step_of_a_working_link() {
         .expect("runs");
     let report = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{report}");
-    assert!(
-        report.contains("b.test is routed to 127.0.0.1"),
-        "{report}"
-    );
+    assert!(report.contains("b.test is routed to 127.0.0.1"), "{report}");
     assert!(report.contains("tls: Some(TLSv1_3)"), "{report}");
     assert!(
         report.contains("X25519MLKEM768"),
@@ -456,4 +453,38 @@ async fn a_closed_federation_reaches_only_listed_domains() {
         .await;
     let received = bob.expect_stanza("id='c2'").await;
     assert!(received.contains("<body>listed</body>"), "{received}");
+}
+
+#[tokio::test]
+async fn servers_connect_with_direct_tls_on_the_xmpp_server_protocol() {
+    let port = free_port();
+    let extra = format!(
+        "[[listeners]]\nkind = \"s2s-direct-tls\"\naddress = \"127.0.0.1:{port}\"\n[s2s.routes]\n\"a.test\" = \"127.0.0.1:{}\"\n",
+        free_port()
+    );
+    let server = TestServer::start_domain("b.test", &extra).await;
+    let address = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let mut peer = RawClient::connect_direct_tls_at(&server, address, b"xmpp-server").await;
+    peer.send(
+        &header("b.test")
+            .replace("jabber:client", "jabber:server")
+            .replace("to='b.test'", "to='b.test' from='a.test'"),
+    )
+    .await;
+    let features = peer.expect("</stream:features>").await;
+    assert!(
+        features.contains("urn:xmpp:features:dialback"),
+        "{features}"
+    );
+    assert!(!features.contains("starttls"), "{features}");
+    assert!(
+        !features.contains("EXTERNAL"),
+        "no certificate, no EXTERNAL: {features}"
+    );
+    peer.send(
+        "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='EXTERNAL'>YS50ZXN0</auth>",
+    )
+    .await;
+    let refused = peer.expect("</failure>").await;
+    assert!(refused.contains("<not-authorized"), "{refused}");
 }

@@ -273,10 +273,17 @@ impl RawClient {
 
     /// A direct TLS connection (XEP-0368) with ALPN `xmpp-client`.
     pub async fn connect_direct_tls(server: &TestServer) -> RawClient {
-        let tcp = TcpStream::connect(server.direct_tls)
-            .await
-            .expect("connect");
-        let connector = server.tls_connector(Some(b"xmpp-client"));
+        Self::connect_direct_tls_at(server, server.direct_tls, b"xmpp-client").await
+    }
+
+    /// A direct TLS connection to `address` of `server` with ALPN `alpn`.
+    pub async fn connect_direct_tls_at(
+        server: &TestServer,
+        address: SocketAddr,
+        alpn: &[u8],
+    ) -> RawClient {
+        let tcp = TcpStream::connect(address).await.expect("connect");
+        let connector = server.tls_connector(Some(alpn));
         let name = ServerName::try_from(server.tls_name.clone()).expect("name");
         let tls = connector.connect(name, tcp).await.expect("tls");
         let (tls13, exporter) = tls_info(tls.get_ref().1);
