@@ -110,7 +110,11 @@ async fn pair_configured(
     .await;
     let mut b = TestServer::start_domain(
         "b.test",
-        &s2s_config_with(port_b, &[("a.test", port_a)], side_b),
+        &s2s_config_with(
+            port_b,
+            &[("a.test", port_a), ("pubsub.a.test", port_a)],
+            side_b,
+        ),
     )
     .await;
     if let Some(name) = &side_b.tls_name {
@@ -487,4 +491,26 @@ async fn servers_connect_with_direct_tls_on_the_xmpp_server_protocol() {
     .await;
     let refused = peer.expect("</failure>").await;
     assert!(refused.contains("<not-authorized"), "{refused}");
+}
+
+#[tokio::test]
+async fn a_remote_user_subscribes_to_the_pubsub_service_and_is_notified() {
+    let (_a, _b, mut alice, mut bob) = pair().await;
+    alice
+        .iq("p1", "<iq type='set' id='p1' to='pubsub.a.test'><pubsub xmlns='http://jabber.org/protocol/pubsub'><publish node='news'><item id='n1'><entry xmlns='urn:test:news'>first</entry></item></publish></pubsub></iq>")
+        .await;
+    let subscribed = bob
+        .iq("s1", "<iq type='set' id='s1' to='pubsub.a.test'><pubsub xmlns='http://jabber.org/protocol/pubsub'><subscribe node='news' jid='bob@b.test/r'/></pubsub></iq>")
+        .await;
+    assert!(
+        subscribed.contains("subscription='subscribed'"),
+        "{subscribed}"
+    );
+    alice
+        .iq("p2", "<iq type='set' id='p2' to='pubsub.a.test'><pubsub xmlns='http://jabber.org/protocol/pubsub'><publish node='news'><item id='n2'><entry xmlns='urn:test:news'>second</entry></item></publish></pubsub></iq>")
+        .await;
+    let event = bob
+        .expect_stanza("<entry xmlns='urn:test:news'>second")
+        .await;
+    assert!(event.contains("from='pubsub.a.test'"), "{event}");
 }

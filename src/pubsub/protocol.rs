@@ -172,13 +172,17 @@ impl Request<'_> {
         Err(StanzaError::new(Condition::FeatureNotImplemented))
     }
 
-    /// Every full JID to notify about `node`: the policy's implicit recipients plus the
-    /// explicit subscribers still allowed to read.
-    async fn recipients(&self, node: &str, record: &NodeRecord) -> Vec<FullJid> {
-        let mut targets = self
+    /// Every address to notify about `node`: the policy's implicit recipients plus the
+    /// explicit subscribers still allowed to read — a local bare subscription fans out to the
+    /// available sessions here, a remote one is left to the subscriber's server.
+    async fn recipients(&self, node: &str, record: &NodeRecord) -> Vec<Jid> {
+        let mut targets: Vec<Jid> = self
             .service
             .implicit_recipients(self.router, node, record)
-            .await;
+            .await
+            .into_iter()
+            .map(Jid::from)
+            .collect();
         for subscriber in record.subscriptions.keys() {
             let Ok(jid) = Jid::new(subscriber) else {
                 continue;
@@ -191,20 +195,23 @@ impl Request<'_> {
             if check_access(record, bare.as_str(), &relation).is_err() {
                 continue;
             }
-            let sessions: Vec<FullJid> = match jid.try_into_full() {
-                Ok(full) => vec![full],
+            let addresses: Vec<Jid> = match jid.try_into_full() {
+                Ok(full) => vec![Jid::from(full)],
+                Err(bare) if !self.router.is_local_domain(bare.domain().as_str()) => {
+                    vec![Jid::from(bare)]
+                }
                 Err(bare) => self
                     .router
                     .sessions
                     .of_account(&bare)
                     .into_iter()
                     .filter(|s| s.presence.available.is_some())
-                    .map(|s| s.handle.jid)
+                    .map(|s| Jid::from(s.handle.jid))
                     .collect(),
             };
-            for full in sessions {
-                if !targets.contains(&full) {
-                    targets.push(full);
+            for address in addresses {
+                if !targets.contains(&address) {
+                    targets.push(address);
                 }
             }
         }
@@ -216,7 +223,8 @@ impl Request<'_> {
             let mut message = event_message(payload.clone());
             message.set_attr("from", self.service.address());
             message.set_attr("to", target.to_string());
-            self.router.send_to_full(&target, message);
+            // Local sessions directly, subscribers on other servers over their link.
+            self.router.send_local(message);
         }
     }
 

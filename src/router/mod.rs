@@ -119,6 +119,11 @@ impl Router {
         }
     }
 
+    /// Whether `domain` is a host served here or one of its services (`pubsub.<host>`).
+    pub fn is_local_domain(&self, domain: &str) -> bool {
+        self.config.serves(domain) || self.is_service_domain(domain)
+    }
+
     /// True when `domain` is `<prefix>.<host>` for a module's service prefix and a host.
     pub fn is_service_domain(&self, domain: &str) -> bool {
         self.registry.service_prefixes.iter().any(|prefix| {

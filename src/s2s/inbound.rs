@@ -96,7 +96,7 @@ async fn open_stream(
     let local = theirs
         .to
         .clone()
-        .filter(|to| ctx.router.config.serves(to))
+        .filter(|to| ctx.router.is_local_domain(to))
         .unwrap_or_else(|| ctx.router.hosts().first().cloned().unwrap_or_default());
     let id = stream_id();
     let claimed = theirs.from.clone();
@@ -121,7 +121,7 @@ async fn open_stream(
     if !theirs
         .to
         .as_deref()
-        .is_some_and(|to| ctx.router.config.serves(to))
+        .is_some_and(|to| ctx.router.is_local_domain(to))
     {
         return Err(StreamError::with_text(
             StreamErrorCondition::HostUnknown,
@@ -328,7 +328,7 @@ async fn receive(ctx: &C2sContext, s2s: &S2s, mut stream: Stream) -> Result<(), 
                 )
                 .await;
             };
-            if !ctx.router.config.serves(to) {
+            if !ctx.router.is_local_domain(to) {
                 return fail(
                     &mut stream.writer,
                     StreamError::new(StreamErrorCondition::HostUnknown),
@@ -365,7 +365,7 @@ async fn receive(ctx: &C2sContext, s2s: &S2s, mut stream: Stream) -> Result<(), 
             let from = element.get_attr("from").unwrap_or_default();
             let to = element.get_attr("to").unwrap_or_default();
             let id = element.get_attr("id").unwrap_or_default();
-            let valid = ctx.router.config.serves(to)
+            let valid = ctx.router.is_local_domain(to)
                 && s2s.secret().verify(from, to, id, &element.text_content());
             let answer = Element::new("verify", ns::DIALBACK)
                 .attr("from", to)
@@ -397,8 +397,7 @@ async fn receive(ctx: &C2sContext, s2s: &S2s, mut stream: Stream) -> Result<(), 
             let error = StreamError::new(StreamErrorCondition::ImproperAddressing);
             return fail(&mut stream.writer, error).await;
         };
-        let served =
-            ctx.router.config.serves(&to_domain) || ctx.router.is_service_domain(&to_domain);
+        let served = ctx.router.is_local_domain(&to_domain);
         if !served {
             let error = StreamError::new(StreamErrorCondition::HostUnknown);
             return fail(&mut stream.writer, error).await;

@@ -208,7 +208,7 @@ impl S2s {
         let (Some(local), Some(remote)) = (local, remote) else {
             return;
         };
-        if !router.config.serves(&local) {
+        if !router.is_local_domain(&local) {
             debug!(%local, "only served domains originate server-to-server traffic");
             router.bounce(&stanza, Condition::RemoteServerNotFound);
             return;
