@@ -1,11 +1,13 @@
-"""Federation interop checks between Rempart and Prosody, driven by slixmpp.
+"""Federation interop checks between Rempart and other servers (peers), driven by slixmpp.
 
-    python federation_interop.py --results FILE
+    python federation_interop.py --results FILE --peer prosody [--peer ejabberd ...]
 
-alice@rempart.test logs in to Rempart, bob@prosody.test logs in to Prosody; every check goes
-over the server-to-server link between the two servers.  Each check prints "NAME ... ok" or
-"NAME ... FAIL" (with the reason and the client-side XML); "PASSED FAILED" goes to the
-results file.  Every wait is bounded.
+A user of Rempart (FED_REMPART_JID, FED_REMPART_PASSWORD, FED_REMPART_C2S_PORT) logs in to
+Rempart; for each peer NAME, a user of that peer (FED_<NAME>_JID, FED_<NAME>_PASSWORD,
+FED_<NAME>_C2S_PORT) logs in to it and the same scenarios run between the two, each going over
+the server-to-server link.  Each check prints "NAME ... ok" or "NAME ... FAIL" (with the
+reason and the client-side XML); "PASSED FAILED" goes to the results file.  Every wait is
+bounded.
 """
 
 import argparse
@@ -20,12 +22,6 @@ import traceback
 from slixmpp import JID, ClientXMPP
 
 ADDRESS = "127.0.0.1"
-REMPART_PORT = int(os.environ["FED_REMPART_C2S_PORT"])
-PROSODY_PORT = int(os.environ["FED_PROSODY_C2S_PORT"])
-ALICE = JID(os.environ["FED_ALICE"])
-BOB = JID(os.environ["FED_BOB"])
-ALICE_PASSWORD = os.environ["FED_ALICE_PASSWORD"]
-BOB_PASSWORD = os.environ["FED_BOB_PASSWORD"]
 
 LOGIN_TIMEOUT = 20.0
 # A first stanza to a remote domain waits for the link: TCP, STARTTLS, dialback (which makes
@@ -42,7 +38,7 @@ def trace(label, direction, data):
         data = data.decode("utf-8", errors="replace")
     data = data.strip()
     if data:
-        TRACE.append(f"  {time.monotonic() - START:7.3f} {label:>6} {direction} {data}")
+        TRACE.append(f"  {time.monotonic() - START:7.3f} {label:>8} {direction} {data}")
 
 
 class TraceLogHandler(logging.Handler):
@@ -167,11 +163,11 @@ async def check_subscription(requester, contact):
                            lambda p: p["from"].full == contact.boundjid.full)
 
 
-async def check_mutual_presence(alice, bob):
+async def check_mutual_presence(ours, theirs):
     """Both subscriptions done: each roster says 'both' and a fresh available presence of each
     reaches the other."""
     deadline = time.monotonic() + S2S_TIMEOUT
-    for client, other in ((alice, bob), (bob, alice)):
+    for client, other in ((ours, theirs), (theirs, ours)):
         # A roster push for the final state may trail the approval: poll, bounded.
         while True:
             items = await client.fetch_roster()
@@ -183,30 +179,47 @@ async def check_mutual_presence(alice, bob):
                 raise AssertionError(f"{client.label}'s roster item for {other.boundjid.bare}: "
                                      f"subscription {sub!r}, expected 'both'")
             await asyncio.sleep(0.2)
-    for client in (alice, bob):
+    for client in (ours, theirs):
         while not client.queues["presence_available"].empty():
             client.queues["presence_available"].get_nowait()
-    alice.send_presence(pstatus="alice here")
-    bob.send_presence(pstatus="bob here")
-    got = await bob.expect("presence_available", "available presence from alice",
-                           lambda p: p["from"].full == alice.boundjid.full and p["status"] == "alice here")
-    got = await alice.expect("presence_available", "available presence from bob",
-                             lambda p: p["from"].full == bob.boundjid.full and p["status"] == "bob here")
+    ours_status = f"{ours.label} here, for {theirs.label}"
+    theirs_status = f"{theirs.label} here"
+    ours.send_presence(pstatus=ours_status)
+    theirs.send_presence(pstatus=theirs_status)
+    await theirs.expect("presence_available", f"available presence from {ours.label}",
+                        lambda p: p["from"].full == ours.boundjid.full and p["status"] == ours_status)
+    await ours.expect("presence_available", f"available presence from {theirs.label}",
+                      lambda p: p["from"].full == theirs.boundjid.full and p["status"] == theirs_status)
 
 
-async def run():
-    results = []
-    alice = Client("alice", ALICE, ALICE_PASSWORD, REMPART_PORT)
-    bob = Client("bob", BOB, BOB_PASSWORD, PROSODY_PORT)
+def client_from_env(name):
+    """The client of the user FED_<NAME>_JID on the server listening on FED_<NAME>_C2S_PORT."""
+    prefix = f"FED_{name.upper()}_"
+    return Client(name, JID(os.environ[prefix + "JID"]), os.environ[prefix + "PASSWORD"],
+                  int(os.environ[prefix + "C2S_PORT"]))
 
-    async def check(name, coro_fn):
+
+async def log_in(client):
+    await client.login()
+    client.send_presence()
+    await client.fetch_roster()
+
+
+class Checks:
+    """Runs named checks, prints one line each (and the details of a failure), counts them."""
+
+    def __init__(self, clients):
+        self.clients = clients
+        self.results = []
+
+    async def run(self, name, coro_fn):
         mark = len(TRACE)
-        alice.errors.clear()
-        bob.errors.clear()
+        for client in self.clients:
+            client.errors.clear()
         try:
             await coro_fn()
         except Exception as error:  # noqa: BLE001 - report every failure the same way
-            results.append(False)
+            self.results.append(False)
             print(f"{name} ... FAIL")
             print(f"----- {name} failed -----")
             print("".join(traceback.format_exception_only(type(error), error)).rstrip())
@@ -214,42 +227,51 @@ async def run():
             print("\n".join(TRACE[mark:][-120:]) or "  (nothing)")
             print("----- end -----")
         else:
-            results.append(True)
+            self.results.append(True)
             print(f"{name} ... ok")
         sys.stdout.flush()
+        return self.results[-1]
 
-    async def logins():
-        await alice.login()
-        await bob.login()
-        alice.send_presence()
-        bob.send_presence()
-        await alice.fetch_roster()
-        await bob.fetch_roster()
 
-    await check("both_clients_log_in", logins)
-    if results[-1]:
-        await check("message_rempart_to_prosody",
-                    lambda: check_message(alice, bob, "hello bob, from rempart"))
-        await check("message_prosody_to_rempart",
-                    lambda: check_message(bob, alice, "hello alice, from prosody"))
-        await check("subscription_rempart_to_prosody_approved",
-                    lambda: check_subscription(alice, bob))
-        await check("subscription_prosody_to_rempart_approved",
-                    lambda: check_subscription(bob, alice))
-        await check("mutual_presence", lambda: check_mutual_presence(alice, bob))
-    await alice.close()
-    await bob.close()
-    return results
+async def check_peer(checks, ours, theirs):
+    """The federation scenarios between our user and the user of one peer server."""
+    peer = theirs.label
+    print(f"=== federation (Rempart <-> {peer}: {ours.boundjid.bare} <-> {theirs.jid})")
+    if not await checks.run(f"{peer}_client_logs_in", lambda: log_in(theirs)):
+        return
+    await checks.run(f"message_rempart_to_{peer}",
+                     lambda: check_message(ours, theirs, f"hello {peer}, from rempart"))
+    await checks.run(f"message_{peer}_to_rempart",
+                     lambda: check_message(theirs, ours, f"hello rempart, from {peer}"))
+    await checks.run(f"subscription_rempart_to_{peer}_approved",
+                     lambda: check_subscription(ours, theirs))
+    await checks.run(f"subscription_{peer}_to_rempart_approved",
+                     lambda: check_subscription(theirs, ours))
+    await checks.run(f"mutual_presence_{peer}", lambda: check_mutual_presence(ours, theirs))
+
+
+async def run(peer_names):
+    ours = client_from_env("rempart")
+    peers = [client_from_env(name) for name in peer_names]
+    checks = Checks([ours, *peers])
+    if await checks.run("rempart_client_logs_in", lambda: log_in(ours)):
+        for theirs in peers:
+            await check_peer(checks, ours, theirs)
+    for client in (ours, *peers):
+        await client.close()
+    return checks.results
 
 
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--results", required=True)
+    parser.add_argument("--peer", action="append", required=True,
+                        help="a peer NAME, its user given by FED_<NAME>_JID, _PASSWORD, _C2S_PORT")
     args = parser.parse_args()
     logging.getLogger().addHandler(TraceLogHandler(level=logging.WARNING))
     logging.getLogger().setLevel(logging.WARNING)
     logging.getLogger("asyncio").setLevel(logging.ERROR)
-    results = asyncio.run(run())
+    results = asyncio.run(run(args.peer))
     passed = sum(results)
     failed = len(results) - passed
     with open(args.results, "w") as out:
