@@ -7,6 +7,7 @@ pub mod connect;
 pub mod dialback;
 pub mod inbound;
 mod outbound;
+pub mod resolve;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
