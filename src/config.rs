@@ -346,7 +346,7 @@ mod tests {
     fn defaults_are_valid() {
         let config = Config::from_toml("").expect("defaults");
         assert_eq!(config.server.hosts, vec!["localhost".to_owned()]);
-        assert_eq!(config.listeners.len(), 3);
+        assert_eq!(config.listeners.len(), 4);
     }
 
     #[test]

@@ -45,6 +45,8 @@ pub struct S2sConfig {
     pub routes: BTreeMap<String, String>,
     /// DNS servers to ask (`"127.0.0.1:53"`); empty: the system's (/etc/resolv.conf).
     pub name_servers: Vec<SocketAddr>,
+    /// Seconds to wait for a DNS answer (each query is tried twice).
+    pub dns_timeout_secs: u64,
     /// Seconds to connect and authenticate before queued stanzas bounce.
     pub connect_timeout_secs: u64,
     /// Seconds an outbound link may stay idle before it is closed.
@@ -79,6 +81,7 @@ impl Default for S2sConfig {
         S2sConfig {
             routes: BTreeMap::new(),
             name_servers: Vec::new(),
+            dns_timeout_secs: 5,
             connect_timeout_secs: 30,
             idle_timeout_secs: 600,
             max_queue: 1000,
@@ -136,7 +139,11 @@ impl S2s {
             Some(paths) => TrustAnchors::load(paths)?,
             None => TrustAnchors::system_default(),
         };
-        let resolver = Resolver::new(&config.name_servers, &config.routes)?;
+        let resolver = Resolver::new(
+            &config.name_servers,
+            &config.routes,
+            Duration::from_secs(config.dns_timeout_secs.max(1)),
+        )?;
         Ok(Arc::new(S2s {
             secret: DialbackSecret::random(),
             limits,

@@ -573,7 +573,7 @@ fn tls_info(connection: &rustls::ClientConnection) -> (bool, Option<Vec<u8>>) {
 /// Points the server's DNS resolver at a loopback port where nothing answers, so that no test
 /// ever sends a query off the machine (domains tests reach are in `[s2s.routes]`).
 fn loopback_dns_only(extra: &str) -> String {
-    const NAME_SERVERS: &str = "name_servers = [\"127.0.0.1:9\"]\n";
+    const NAME_SERVERS: &str = "name_servers = [\"127.0.0.1:9\"]\ndns_timeout_secs = 1\n";
     if extra.contains("name_servers") {
         extra.to_owned()
     } else if extra.contains("[s2s]\n") {
