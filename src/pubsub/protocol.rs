@@ -216,7 +216,7 @@ impl Request<'_> {
             let mut message = event_message(payload.clone());
             message.set_attr("from", self.service.address());
             message.set_attr("to", target.to_string());
-            self.router.send_to_full(&target, message);
+            self.router.send_to_resource(&target, message);
         }
     }
 
