@@ -1,11 +1,13 @@
 //! XEP-0115: Entity Capabilities of clients — learns which PEP nodes each available resource
 //! wants notifications for (`+notify` features, XEP-0163 §4.2). A new `ver` is queried once,
-//! its hash verified, and the answer cached for every session announcing it.
+//! its hash verified, and the answer cached for every resource announcing it: local sessions,
+//! and contacts' resources on other servers (see `remote_interests`).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
+use jid::FullJid;
 use rempart_xep::caps::ver_string;
 use rempart_xep::disco::DiscoInfo;
 use rempart_xep::element::Element;
@@ -18,21 +20,95 @@ use crate::router::{Router, SessionHandle};
 /// Verified `ver` strings kept before the cache is emptied and rebuilt.
 const CACHE_LIMIT: usize = 10_000;
 
-/// Verified interests per `ver`, and the sessions waiting while a `ver` is being queried.
+/// A resource that announced a `ver`: asked about it when nobody else is, and told the
+/// interests behind it once they are known.
+#[async_trait]
+pub trait Announcer: Send + Sync {
+    /// The resource to ask.
+    fn jid(&self) -> &FullJid;
+    /// The served domain the question comes from.
+    fn asked_from(&self) -> &str;
+    /// Takes the `+notify` interests behind the announced `ver`.
+    async fn learned(&self, router: &Router, interests: Arc<HashSet<String>>);
+}
+
+/// The `<c/>` of an available presence (XEP-0115 §4).
+#[derive(Debug, Clone)]
+pub struct AnnouncedCaps {
+    /// The client's software, asked about as `node#ver`.
+    pub node: String,
+    /// The verification string.
+    pub ver: String,
+    /// The hash function behind `ver`; only `sha-1` is verified and cached.
+    pub hash: Option<String>,
+}
+
+impl AnnouncedCaps {
+    /// The caps an available presence carries, if any.
+    pub fn of(presence: &Element) -> Option<Self> {
+        if presence.get_attr("type").is_some() {
+            return None;
+        }
+        let c = presence.get_child("c", ns::CAPS)?;
+        Some(AnnouncedCaps {
+            node: c.get_attr("node")?.to_owned(),
+            ver: c.get_attr("ver")?.to_owned(),
+            hash: c.get_attr("hash").map(str::to_owned),
+        })
+    }
+
+    fn verifiable(&self) -> bool {
+        self.hash.as_deref() == Some("sha-1")
+    }
+}
+
+/// Verified interests per `ver`, and who waits while a `ver` is being queried.
 #[derive(Default)]
 struct CapsState {
     verified: HashMap<String, Arc<HashSet<String>>>,
-    discovering: HashMap<String, Vec<SessionHandle>>,
+    discovering: HashMap<String, Vec<Arc<dyn Announcer>>>,
 }
 
 /// What to do with a presence announcing a `ver`.
 enum Lookup {
     /// Known: apply these interests.
     Known(Arc<HashSet<String>>),
-    /// Someone is already asking: this session waits for that answer.
+    /// Someone is already asking: this announcer waits for that answer.
     Waiting,
-    /// Nobody asked yet: this session's client is queried.
+    /// Nobody asked yet: this announcer is queried.
     Query,
+}
+
+/// A local session: its interests live in the session table.
+struct LocalSession(SessionHandle);
+
+#[async_trait]
+impl Announcer for LocalSession {
+    fn jid(&self) -> &FullJid {
+        &self.0.jid
+    }
+
+    fn asked_from(&self) -> &str {
+        self.0.jid.domain().as_str()
+    }
+
+    /// Records the interests. Modules hear of them now only if the session is already
+    /// available; otherwise its initial presence (`SessionAvailable`) is the moment they act.
+    async fn learned(&self, router: &Router, interests: Arc<HashSet<String>>) {
+        let session = &self.0;
+        let mut changed = false;
+        let mut available = false;
+        router.sessions.update(&session.jid, |state| {
+            changed = state.notify != interests;
+            available = state.available.is_some();
+            state.notify = interests.clone();
+        });
+        if changed && available {
+            router
+                .run_hooks(Event::NotifyInterestsKnown { session })
+                .await;
+        }
+    }
 }
 
 /// The capabilities module.
@@ -70,23 +146,10 @@ fn notify_interests(info: &DiscoInfo) -> HashSet<String> {
         .collect()
 }
 
-/// The `<c/>` of a broadcast available presence: (node, ver, hash).
-fn announced_caps(presence: &Element) -> Option<(String, String, Option<String>)> {
-    if presence.get_attr("type").is_some() || presence.get_attr("to").is_some() {
-        return None;
-    }
-    let c = presence.get_child("c", ns::CAPS)?;
-    Some((
-        c.get_attr("node")?.to_owned(),
-        c.get_attr("ver")?.to_owned(),
-        c.get_attr("hash").map(str::to_owned),
-    ))
-}
-
 fn lookup(
     state: &Mutex<CapsState>,
     ver: &str,
-    session: &SessionHandle,
+    announcer: &Arc<dyn Announcer>,
     verifiable: bool,
 ) -> Lookup {
     let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
@@ -98,7 +161,7 @@ fn lookup(
     }
     match state.discovering.get_mut(ver) {
         Some(waiting) => {
-            waiting.push(session.clone());
+            waiting.push(announcer.clone());
             Lookup::Waiting
         }
         None => {
@@ -108,12 +171,12 @@ fn lookup(
     }
 }
 
-/// Caches verified interests and hands back the sessions that waited for them.
+/// Caches verified interests and hands back the announcers that waited for them.
 fn verified(
     state: &Mutex<CapsState>,
     ver: &str,
     interests: Arc<HashSet<String>>,
-) -> Vec<SessionHandle> {
+) -> Vec<Arc<dyn Announcer>> {
     let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
     if state.verified.len() >= CACHE_LIMIT {
         state.verified.clear();
@@ -122,8 +185,8 @@ fn verified(
     state.discovering.remove(ver).unwrap_or_default()
 }
 
-/// After a failed query, the next waiting session to ask, if any.
-fn next_to_ask(state: &Mutex<CapsState>, ver: &str) -> Option<SessionHandle> {
+/// After a failed query, the next waiting announcer to ask, if any.
+fn next_to_ask(state: &Mutex<CapsState>, ver: &str) -> Option<Arc<dyn Announcer>> {
     let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
     let waiting = state.discovering.get_mut(ver)?;
     if waiting.is_empty() {
@@ -134,41 +197,42 @@ fn next_to_ask(state: &Mutex<CapsState>, ver: &str) -> Option<SessionHandle> {
 }
 
 impl CapsModule {
-    /// Records the interests. Modules hear of them now only if the session is already
-    /// available; otherwise its initial presence (`SessionAvailable`) is the moment they act.
-    async fn apply(router: &Router, session: &SessionHandle, interests: Arc<HashSet<String>>) {
-        let mut changed = false;
-        let mut available = false;
-        router.sessions.update(&session.jid, |state| {
-            changed = state.notify != interests;
-            available = state.available.is_some();
-            state.notify = interests.clone();
-        });
-        if changed && available {
-            router
-                .run_hooks(Event::NotifyInterestsKnown { session })
-                .await;
+    /// Gives `announcer` the interests behind `caps`: at once when its `ver` is verified,
+    /// else once a client answered. The question is asked from a task of its own: its answer
+    /// may come through the very stream that carried the announcement.
+    pub async fn announce(
+        &self,
+        router: &Router,
+        announcer: Arc<dyn Announcer>,
+        caps: AnnouncedCaps,
+    ) {
+        match lookup(&self.state, &caps.ver, &announcer, caps.verifiable()) {
+            Lookup::Known(interests) => announcer.learned(router, interests).await,
+            Lookup::Waiting => {}
+            Lookup::Query => {
+                if let Some(router) = router.handle() {
+                    tokio::spawn(Self::discover(self.state.clone(), router, announcer, caps));
+                }
+            }
         }
     }
 
     /// Asks a client for the features behind `node#ver` and verifies the hash; a verified
-    /// answer serves every session that waited for it, a failed one passes the question on
-    /// to the next waiting session.
+    /// answer serves every announcer that waited for it, a failed one passes the question on
+    /// to the next waiting announcer.
     async fn discover(
         state: Arc<Mutex<CapsState>>,
         router: Arc<Router>,
-        session: SessionHandle,
-        node: String,
-        ver: String,
-        hash: Option<String>,
+        announcer: Arc<dyn Announcer>,
+        caps: AnnouncedCaps,
     ) {
-        let verifiable = hash.as_deref() == Some("sha-1");
-        let mut asked = session;
+        let verifiable = caps.verifiable();
+        let mut asked = announcer;
         loop {
-            let query = Element::new("query", ns::DISCO_INFO).attr("node", format!("{node}#{ver}"));
-            let host = asked.jid.domain().to_string();
+            let query = Element::new("query", ns::DISCO_INFO)
+                .attr("node", format!("{}#{}", caps.node, caps.ver));
             let info = router
-                .query(&asked.jid, &host, query)
+                .query(asked.jid(), asked.asked_from(), query)
                 .await
                 .and_then(|answer| {
                     answer
@@ -177,22 +241,22 @@ impl CapsModule {
                 });
             if let Some(info) = &info {
                 let interests = Arc::new(notify_interests(info));
-                if verifiable && ver_string(info) == ver {
-                    let waiting = verified(&state, &ver, interests.clone());
-                    for session in std::iter::once(asked).chain(waiting) {
-                        Self::apply(&router, &session, interests.clone()).await;
+                if verifiable && ver_string(info) == caps.ver {
+                    let waiting = verified(&state, &caps.ver, interests.clone());
+                    for announcer in std::iter::once(asked).chain(waiting) {
+                        announcer.learned(&router, interests.clone()).await;
                     }
                     return;
                 }
-                debug!("capabilities hash not verified; used for this session only");
-                Self::apply(&router, &asked, interests).await;
+                debug!("capabilities hash not verified; used for this resource only");
+                asked.learned(&router, interests).await;
             } else {
                 debug!("no capabilities answer");
             }
             if !verifiable {
                 return;
             }
-            match next_to_ask(&state, &ver) {
+            match next_to_ask(&state, &caps.ver) {
                 Some(next) => asked = next,
                 None => return,
             }
@@ -206,31 +270,14 @@ impl EventHook for CapsModule {
         let Event::PresenceFromClient { session, presence } = event else {
             return Flow::Continue;
         };
-        let Some((node, ver, hash)) = announced_caps(presence) else {
+        // Only broadcast presence announces what a session wants.
+        if presence.get_attr("to").is_some() {
             return Flow::Continue;
-        };
-        let verifiable = hash.as_deref() == Some("sha-1");
-        match lookup(&self.state, &ver, session, verifiable) {
-            Lookup::Known(interests) => {
-                Self::apply(router, session, interests).await;
-                return Flow::Continue;
-            }
-            Lookup::Waiting => return Flow::Continue,
-            Lookup::Query => {}
         }
-        let Some(router) = router.handle() else {
-            return Flow::Continue;
-        };
-        let session = (*session).clone();
-        // The answer arrives through this very session: never wait for it here.
-        tokio::spawn(Self::discover(
-            self.state.clone(),
-            router,
-            session,
-            node,
-            ver,
-            hash,
-        ));
+        if let Some(caps) = AnnouncedCaps::of(presence) {
+            let session = Arc::new(LocalSession((*session).clone()));
+            self.announce(router, session, caps).await;
+        }
         Flow::Continue
     }
 }

@@ -10,6 +10,7 @@ pub mod ping;
 pub mod presence;
 pub mod private;
 pub mod pubsub_service;
+pub mod remote_interests;
 pub mod roster;
 pub mod time;
 pub mod vcard;
@@ -76,6 +77,10 @@ pub enum HookPoint {
     NotifyInterestsKnown,
     /// See [`Event::SubscriptionApproved`].
     SubscriptionApproved,
+    /// See [`Event::SubscriptionRevoked`].
+    SubscriptionRevoked,
+    /// See [`Event::ContactInterestsKnown`].
+    ContactInterestsKnown,
 }
 
 /// Something that happened, handed to the hooks registered for it.
@@ -135,6 +140,22 @@ pub enum Event<'a> {
         /// The contact now subscribed to the user's presence.
         contact: &'a BareJid,
     },
+    /// A contact lost its subscription to a local user's presence (by either side, or by
+    /// the removal of the roster item).
+    SubscriptionRevoked {
+        /// The local user.
+        user: &'a BareJid,
+        /// The contact no longer subscribed to the user's presence.
+        contact: &'a BareJid,
+    },
+    /// The `+notify` interests of an available resource of a contact on another server,
+    /// subscribed to a local account's presence, became known (XEP-0115, XEP-0163 §4.3).
+    ContactInterestsKnown {
+        /// The local account.
+        owner: &'a BareJid,
+        /// The contact's resource.
+        contact: &'a FullJid,
+    },
 }
 
 impl Event<'_> {
@@ -149,6 +170,8 @@ impl Event<'_> {
             Event::SessionClosed { .. } => HookPoint::SessionClosed,
             Event::NotifyInterestsKnown { .. } => HookPoint::NotifyInterestsKnown,
             Event::SubscriptionApproved { .. } => HookPoint::SubscriptionApproved,
+            Event::SubscriptionRevoked { .. } => HookPoint::SubscriptionRevoked,
+            Event::ContactInterestsKnown { .. } => HookPoint::ContactInterestsKnown,
         }
     }
 }
@@ -378,21 +401,28 @@ pub fn enabled_modules(
     let rosters = Arc::new(roster::RosterModule::new(
         router_config.limits.max_roster_items,
     ));
+    let caps = Arc::new(caps::CapsModule::default());
     let mut modules: Vec<Arc<dyn Module>> = vec![
         rosters.clone(),
         Arc::new(presence::PresenceModule::new(rosters.clone())),
         Arc::new(disco::DiscoModule),
-        Arc::new(caps::CapsModule::default()),
+        caps.clone(),
         Arc::new(ping::PingModule),
         Arc::new(time::TimeModule),
         Arc::new(private::PrivateModule),
         Arc::new(vcard::VCardModule),
     ];
     if config.pep.enabled {
+        let contacts = Arc::new(remote_interests::RemoteInterests::new(
+            caps,
+            rosters.clone(),
+        ));
+        modules.push(contacts.clone());
         modules.push(Arc::new(pep::PepModule::new(
             &config.pep,
             storage.clone(),
             rosters,
+            contacts,
         )));
     }
     if config.pubsub.enabled {

@@ -1,20 +1,24 @@
 //! XEP-0163: Personal Eventing Protocol — a pubsub service on every account, served by the
 //! one PubSub engine: auto-create on publish, publish-options preconditions, notifications to
-//! the owner's and contacts' resources that asked for them (+notify), last item on presence.
+//! the owner's and contacts' resources that asked for them (+notify), here or on other
+//! servers, last item on presence.
 //! OMEMO (XEP-0384), avatars (XEP-0084), OpenPGP keys (XEP-0373), bookmarks (XEP-0402) and
 //! public/private storage (XEP-0222/0223) are all plain uses of it.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use jid::{BareJid, FullJid, Jid};
 use rempart_xep::delay::delay;
 use rempart_xep::disco::{DiscoItem, Identity};
+use rempart_xep::element::Element;
 use rempart_xep::pubsub::{event_message, NS, NS_OWNER};
 use rempart_xep::stanza::{Condition, StanzaError};
 use serde::Deserialize;
 use time::OffsetDateTime;
 
+use crate::modules::remote_interests::RemoteInterests;
 use crate::modules::roster::RosterModule;
 use crate::modules::{
     priority, AccountItems, Event, EventHook, Flow, HookPoint, Implements, IqHandler, IqRequest,
@@ -23,7 +27,7 @@ use crate::modules::{
 use crate::pubsub::config::{NodeConfig, SendLastItem};
 use crate::pubsub::protocol::{items_event, Request, ServicePolicy, FEATURES};
 use crate::pubsub::{check_access, NodeRecord, PubSub, PubSubLimits, Relation, ServiceId};
-use crate::router::Router;
+use crate::router::{Router, SessionHandle};
 
 /// `[modules.pep]`
 #[derive(Debug, Clone, Deserialize)]
@@ -63,6 +67,7 @@ const PEP_FEATURES: &[&str] = &[
 pub struct PepModule {
     engine: Arc<PubSub>,
     rosters: Arc<RosterModule>,
+    remote: Arc<RemoteInterests>,
 }
 
 static IMPLEMENTS: &[Implements] = &[
@@ -115,6 +120,11 @@ impl Module for PepModule {
             self.clone(),
         );
         registrar.hook(HookPoint::SessionAvailable, priority::HANDLER, self.clone());
+        registrar.hook(
+            HookPoint::ContactInterestsKnown,
+            priority::HANDLER,
+            self.clone(),
+        );
         registrar.account_items(self);
     }
 }
@@ -132,15 +142,17 @@ struct AccountService {
     owner: BareJid,
     address: String,
     rosters: Arc<RosterModule>,
+    remote: Arc<RemoteInterests>,
 }
 
 impl AccountService {
-    fn new(owner: &BareJid, rosters: Arc<RosterModule>) -> Self {
+    fn new(owner: &BareJid, rosters: Arc<RosterModule>, remote: Arc<RemoteInterests>) -> Self {
         AccountService {
             id: service_of(owner),
             owner: owner.clone(),
             address: owner.to_string(),
             rosters,
+            remote,
         }
     }
 
@@ -214,9 +226,9 @@ impl ServicePolicy for AccountService {
             .entries(router, &self.owner)
             .await
             .unwrap_or_default();
+        let remote = self.remote.interested(&self.owner, node);
         for (contact, entry) in contacts {
-            // Contacts on other servers are reached once server-to-server links exist.
-            if !entry.subscription.has_from() || !router.config.serves(contact.domain().as_str()) {
+            if !entry.subscription.has_from() {
                 continue;
             }
             let relation = Relation {
@@ -224,8 +236,13 @@ impl ServicePolicy for AccountService {
                 presence_subscribed: true,
                 groups: entry.groups.clone(),
             };
-            if check_access(record, contact.as_str(), &relation).is_ok() {
+            if check_access(record, contact.as_str(), &relation).is_err() {
+                continue;
+            }
+            if router.config.serves(contact.domain().as_str()) {
                 Self::interested(router, &contact, node, &mut targets);
+            } else {
+                targets.extend(remote.iter().filter(|r| r.to_bare() == contact).cloned());
             }
         }
         targets
@@ -233,11 +250,13 @@ impl ServicePolicy for AccountService {
 }
 
 impl PepModule {
-    /// The module with its limits, reading relationships from the roster module.
+    /// The module with its limits, reading relationships from the roster module and
+    /// remote contacts' interests from their tracker.
     pub fn new(
         config: &PepConfig,
         storage: crate::storage::Storage,
         rosters: Arc<RosterModule>,
+        remote: Arc<RemoteInterests>,
     ) -> Self {
         let limits = PubSubLimits {
             max_items: config.max_items,
@@ -247,13 +266,47 @@ impl PepModule {
         PepModule {
             engine: Arc::new(PubSub::new(storage, limits, NodeConfig::pep_default())),
             rosters,
+            remote,
         }
+    }
+
+    fn service(&self, owner: &BareJid) -> AccountService {
+        AccountService::new(owner, self.rosters.clone(), self.remote.clone())
     }
 
     fn last_items(&self) -> LastItems {
         LastItems {
             engine: self.engine.clone(),
             rosters: self.rosters.clone(),
+            remote: self.remote.clone(),
+        }
+    }
+}
+
+/// Where last items go.
+enum Recipient {
+    /// A local session: its inbox may be full for a while.
+    Session(SessionHandle),
+    /// A resource on another server: the link to it queues.
+    Remote(FullJid),
+}
+
+impl Recipient {
+    fn jid(&self) -> &FullJid {
+        match self {
+            Recipient::Session(handle) => &handle.jid,
+            Recipient::Remote(jid) => jid,
+        }
+    }
+
+    /// False when the recipient is gone.
+    async fn deliver(&self, router: &Router, message: Element) -> bool {
+        match self {
+            Recipient::Session(handle) => handle.send_waiting(message).await,
+            Recipient::Remote(_) => {
+                router.send_remote(message);
+                true
+            }
         }
     }
 }
@@ -264,6 +317,7 @@ impl PepModule {
 struct LastItems {
     engine: Arc<PubSub>,
     rosters: Arc<RosterModule>,
+    remote: Arc<RemoteInterests>,
 }
 
 impl LastItems {
@@ -293,12 +347,43 @@ impl LastItems {
         let Some(entry) = router.sessions.get(session) else {
             return;
         };
-        let interests = entry.presence.notify.clone();
-        if interests.is_empty() || entry.presence.available.is_none() {
+        if entry.presence.available.is_none() {
             return;
         }
-        let user = session.to_bare();
-        let service = AccountService::new(owner, self.rosters.clone());
+        let recipient = Recipient::Session(entry.handle);
+        self.send_last_items_to(router, owner, &recipient, &entry.presence.notify)
+            .await;
+    }
+
+    /// Sends an available resource of `owner`'s contact on another server the last item of
+    /// each of `owner`'s nodes it wants and may read.
+    async fn send_last_items_to_contact(
+        &self,
+        router: &Router,
+        owner: &BareJid,
+        contact: &FullJid,
+    ) {
+        let Some(interests) = self.remote.interests(owner, contact) else {
+            return;
+        };
+        let recipient = Recipient::Remote(contact.clone());
+        self.send_last_items_to(router, owner, &recipient, &interests)
+            .await;
+    }
+
+    /// Sends `recipient` the last item of each of `owner`'s nodes in `interests` it may read.
+    async fn send_last_items_to(
+        &self,
+        router: &Router,
+        owner: &BareJid,
+        recipient: &Recipient,
+        interests: &HashSet<String>,
+    ) {
+        if interests.is_empty() {
+            return;
+        }
+        let user = recipient.jid().to_bare();
+        let service = AccountService::new(owner, self.rosters.clone(), self.remote.clone());
         let Ok(nodes) = self.engine.nodes(&service.id).await else {
             return;
         };
@@ -323,8 +408,8 @@ impl LastItems {
                 .unwrap_or(OffsetDateTime::UNIX_EPOCH);
             message.append_child(delay(owner.as_str(), stamp));
             message.set_attr("from", owner.to_string());
-            message.set_attr("to", session.to_string());
-            if !entry.handle.send_waiting(message).await {
+            message.set_attr("to", recipient.jid().to_string());
+            if !recipient.deliver(router, message).await {
                 return;
             }
         }
@@ -337,7 +422,7 @@ impl IqHandler for PepModule {
         let Err(owner) = request.to.try_as_full() else {
             return Err(StanzaError::new(Condition::BadRequest));
         };
-        let service = AccountService::new(owner, self.rosters.clone());
+        let service = self.service(owner);
         Request {
             engine: &self.engine,
             service: &service,
@@ -371,6 +456,14 @@ impl EventHook for PepModule {
                     }
                 });
             }
+            Event::ContactInterestsKnown { owner, contact } => {
+                let (owner, contact) = ((*owner).clone(), (*contact).clone());
+                tokio::spawn(async move {
+                    sender
+                        .send_last_items_to_contact(&router, &owner, &contact)
+                        .await
+                });
+            }
             _ => {}
         }
         Flow::Continue
@@ -380,7 +473,7 @@ impl EventHook for PepModule {
 #[async_trait]
 impl AccountItems for PepModule {
     async fn items(&self, router: &Router, account: &BareJid, requester: &Jid) -> Vec<DiscoItem> {
-        let service = AccountService::new(account, self.rosters.clone());
+        let service = self.service(account);
         let requester = requester.to_bare();
         let relation = service.relation(router, &requester, None).await;
         let Ok(nodes) = self.engine.nodes(&service.id).await else {

@@ -15,7 +15,9 @@ use serde::{Deserialize, Serialize};
 use sha1::{Digest, Sha1};
 use tracing::warn;
 
-use crate::modules::{Implements, IqHandler, IqRequest, IqResult, IqScope, Module, Registrar};
+use crate::modules::{
+    Event, Implements, IqHandler, IqRequest, IqResult, IqScope, Module, Registrar,
+};
 use crate::router::Router;
 use crate::storage::{MapStore, StorageError};
 
@@ -190,8 +192,8 @@ impl RosterModule {
             .collect())
     }
 
-    /// Stores an entry (durably) and pushes the change to interested resources when the
-    /// visible item changed.
+    /// Stores an entry (durably), pushes the change to interested resources when the
+    /// visible item changed, and tells modules when the contact lost its subscription.
     pub async fn save(
         &self,
         router: &Router,
@@ -220,6 +222,11 @@ impl RosterModule {
             };
             let ver = self.version(router, user).await.ok();
             self.push(router, user, item.to_element(), ver);
+        }
+        if before.is_some_and(|e| e.subscription.has_from()) && !after.subscription.has_from() {
+            router
+                .run_hooks(Event::SubscriptionRevoked { user, contact })
+                .await;
         }
         Ok(())
     }

@@ -83,18 +83,19 @@ impl Router {
         self.this.get().and_then(Weak::upgrade)
     }
 
-    /// Sends an IQ request from the server to a local full JID and waits for its answer
-    /// (`None` on timeout or when the session is gone). Never call it from the session
-    /// actor that must deliver the answer: spawn a task.
+    /// Sends an IQ request from the server (`from`, a served domain) to a local or remote
+    /// full JID and waits for its answer (`None` on timeout or when the session is gone).
+    /// Never call it from the session actor or server stream that must deliver the answer:
+    /// spawn a task.
     pub async fn query(&self, to: &FullJid, from: &str, payload: Element) -> Option<Element> {
-        let (id, answer) = self.queries.register();
+        let (id, answer) = self.queries.register(to);
         let request = Element::new("iq", rempart_xep::ns::CLIENT)
             .attr("type", "get")
             .attr("id", id.clone())
             .attr("from", from)
             .attr("to", to.to_string())
             .child(payload);
-        if !self.send_to_full(to, request) {
+        if !self.send_to_resource(to, request) {
             self.queries.forget(&id);
             return None;
         }
@@ -257,6 +258,16 @@ impl Router {
     /// The server-to-server service.
     pub fn s2s(&self) -> &Arc<S2s> {
         &self.s2s
+    }
+
+    /// Sends a server-generated stanza to one resource: its local session if online (false
+    /// otherwise), or the link to its server.
+    pub fn send_to_resource(&self, jid: &FullJid, stanza: Element) -> bool {
+        if self.config.serves(jid.domain().as_str()) {
+            return self.send_to_full(jid, stanza);
+        }
+        self.send_remote(stanza);
+        true
     }
 
     /// Delivers a stanza to a local full JID if it is online; false otherwise.
