@@ -15,9 +15,14 @@ pub static CORE_IMPLEMENTS: &[Implements] = &[
         note: "streams, STARTTLS, SASL, resource binding, stream and stanza errors",
     },
     Implements {
+        spec: "RFC 6125",
+        version: "2011",
+        note: "peer server certificates checked for DNS-ID, SRV-ID and XmppAddr",
+    },
+    Implements {
         spec: "RFC 7590",
         version: "2015",
-        note: "TLS 1.2/1.3 only, SNI certificate selection",
+        note: "TLS 1.2/1.3 only, SNI certificate selection, server links always encrypted",
     },
     Implements {
         spec: "RFC 9266",
@@ -27,12 +32,27 @@ pub static CORE_IMPLEMENTS: &[Implements] = &[
     Implements {
         spec: "XEP-0368",
         version: "1.1.0",
-        note: "direct TLS listener with ALPN xmpp-client",
+        note: "direct TLS listeners (ALPN xmpp-client, xmpp-server); _xmpps-server SRV followed",
+    },
+    Implements {
+        spec: "XEP-0178",
+        version: "1.2",
+        note: "SASL EXTERNAL with certificates on server links, both ways",
+    },
+    Implements {
+        spec: "XEP-0185",
+        version: "1.0",
+        note: "dialback keys from a per-server secret",
     },
     Implements {
         spec: "XEP-0220",
         version: "1.1.1",
-        note: "server dialback over STARTTLS, to statically routed domains",
+        note: "server dialback both ways, dialback errors, policy per remote domain",
+    },
+    Implements {
+        spec: "XEP-0344",
+        version: "0.4",
+        note: "dialback needs no verification round trip when the certificate proves the domain",
     },
     Implements {
         spec: "XEP-0440",
