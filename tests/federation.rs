@@ -345,7 +345,7 @@ async fn chat(from: &mut RawClient, to: &str, id: &str) -> String {
 }
 
 #[tokio::test]
-async fn valid_certificates_satisfy_the_strict_policy_both_ways() {
+async fn valid_certificates_satisfy_the_strict_policy_for_chat_roster_and_omemo() {
     let ca = TestCa::new();
     let strict = format!("{}default_policy = \"require-valid-cert\"\n", ca.trusted());
     let side_a = Side {
@@ -368,6 +368,41 @@ async fn valid_certificates_satisfy_the_strict_policy_both_ways() {
         .await;
     let answer = alice.expect_stanza("id='v2'").await;
     assert!(answer.contains("<body>likewise</body>"), "{answer}");
+    // A mutual subscription, then each fetches the other's OMEMO device list.
+    alice
+        .send("<presence to='bob@b.test' type='subscribe'/>")
+        .await;
+    bob.expect_stanza("type='subscribe'").await;
+    bob.send("<presence to='alice@a.test' type='subscribed'/>")
+        .await;
+    alice.expect_stanza("type='subscribed'").await;
+    bob.send("<presence to='alice@a.test' type='subscribe'/>")
+        .await;
+    alice.expect_stanza("type='subscribe'").await;
+    alice
+        .send("<presence to='bob@b.test' type='subscribed'/>")
+        .await;
+    bob.expect_stanza("type='subscribed'").await;
+    let roster = alice
+        .iq(
+            "r2",
+            "<iq type='get' id='r2'><query xmlns='jabber:iq:roster'/></iq>",
+        )
+        .await;
+    assert!(roster.contains("subscription='both'"), "{roster}");
+    for (client, id, device) in [(&mut alice, "a", 12), (&mut bob, "b", 10)] {
+        client
+            .iq(&format!("pub-{id}"), &format!("<iq type='set' id='pub-{id}'><pubsub xmlns='http://jabber.org/protocol/pubsub'><publish node='urn:xmpp:omemo:2:devices'><item id='current'><devices xmlns='urn:xmpp:omemo:2'><device id='{}'/></devices></item></publish></pubsub></iq>", device))
+            .await;
+    }
+    let bobs = alice
+        .iq("f-a", "<iq type='get' id='f-a' to='bob@b.test'><pubsub xmlns='http://jabber.org/protocol/pubsub'><items node='urn:xmpp:omemo:2:devices'/></pubsub></iq>")
+        .await;
+    assert!(bobs.contains("<device id='10'/>"), "{bobs}");
+    let alices = bob
+        .iq("f-b", "<iq type='get' id='f-b' to='alice@a.test'><pubsub xmlns='http://jabber.org/protocol/pubsub'><items node='urn:xmpp:omemo:2:devices'/></pubsub></iq>")
+        .await;
+    assert!(alices.contains("<device id='12'/>"), "{alices}");
 }
 
 #[tokio::test]
