@@ -68,6 +68,23 @@ impl TestCa {
         )
     }
 
+    /// A certificate of this authority naming `name`, with its key.
+    fn identity(
+        &self,
+        name: &str,
+    ) -> (
+        Vec<rustls::pki_types::CertificateDer<'static>>,
+        rustls::pki_types::PrivateKeyDer<'static>,
+    ) {
+        let key = rcgen::KeyPair::generate().expect("key");
+        let certificate = rcgen::CertificateParams::new(vec![name.to_owned()])
+            .expect("params")
+            .signed_by(&key, &self.issuer)
+            .expect("certificate");
+        let der = rustls::pki_types::PrivatePkcs8KeyDer::from(key.serialize_der());
+        (vec![certificate.der().clone()], der.into())
+    }
+
     /// A `[tls]` section serving `host` with a certificate of this authority naming `name`.
     fn serving(&self, host: &str, name: &str) -> String {
         let key = rcgen::KeyPair::generate().expect("key");
@@ -548,4 +565,48 @@ async fn a_remote_user_subscribes_to_the_pubsub_service_and_is_notified() {
         .expect_stanza("<entry xmlns='urn:test:news'>second")
         .await;
     assert!(event.contains("from='pubsub.a.test'"), "{event}");
+}
+
+#[tokio::test]
+async fn a_spoofed_from_on_a_stream_authenticated_with_sasl_external_is_rejected() {
+    let ca = TestCa::new();
+    let port = free_port();
+    let side = Side {
+        s2s: ca.trusted(),
+        tls: ca.serving("b.test", "b.test"),
+        ..Side::default()
+    };
+    let server = TestServer::start_domain("b.test", &s2s_config_with(port, &[], &side)).await;
+    server.add_user("bob@b.test", "builder").await;
+    let mut bob = RawClient::login(&server, "bob", "builder", "r").await;
+    bob.available().await;
+    let address = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let server_header = header("b.test")
+        .replace("jabber:client", "jabber:server")
+        .replace("to='b.test'", "to='b.test' from='a.test'");
+    let mut peer = RawClient::connect(address).await;
+    peer.send(&server_header).await;
+    peer.expect("</stream:features>").await;
+    let (chain, key) = ca.identity("a.test");
+    let mut peer = peer.starttls_presenting(&server, chain, key).await;
+    peer.send(&server_header).await;
+    let features = peer.expect("</stream:features>").await;
+    assert!(
+        features.contains("<mechanism>EXTERNAL</mechanism>"),
+        "{features}"
+    );
+    peer.send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='EXTERNAL'>=</auth>")
+        .await;
+    peer.expect("<success").await;
+    peer.send(&server_header).await;
+    let restarted = peer.expect("</stream:features>").await;
+    assert!(!restarted.contains("EXTERNAL"), "{restarted}");
+    peer.send("<message from='carol@a.test/x' to='bob@b.test' type='chat' id='ok'><body>proven</body></message>")
+        .await;
+    let delivered = bob.expect_stanza("id='ok'").await;
+    assert!(delivered.contains("from='carol@a.test/x'"), "{delivered}");
+    peer.send("<message from='mallory@c.test/x' to='bob@b.test' type='chat'><body>spoofed</body></message>")
+        .await;
+    let reply = peer.read_to_close().await;
+    assert!(reply.contains("<invalid-from"), "{reply}");
 }

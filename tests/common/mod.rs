@@ -419,7 +419,33 @@ impl RawClient {
     }
 
     /// STARTTLS on a plain connection whose features were just read.
-    pub async fn starttls(mut self, server: &TestServer) -> RawClient {
+    pub async fn starttls(self, server: &TestServer) -> RawClient {
+        let connector = server.tls_connector(None);
+        self.starttls_with(server, connector).await
+    }
+
+    /// STARTTLS presenting a client certificate, as a server does on a server link.
+    pub async fn starttls_presenting(
+        self,
+        server: &TestServer,
+        chain: Vec<CertificateDer<'static>>,
+        key: rustls::pki_types::PrivateKeyDer<'static>,
+    ) -> RawClient {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(server.certificate.clone()).expect("root");
+        let config = rustls::ClientConfig::builder()
+            .with_root_certificates(roots)
+            .with_client_auth_cert(chain, key)
+            .expect("client certificate");
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+        self.starttls_with(server, connector).await
+    }
+
+    async fn starttls_with(
+        mut self,
+        server: &TestServer,
+        connector: tokio_rustls::TlsConnector,
+    ) -> RawClient {
         self.send("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
             .await;
         self.expect("<proceed").await;
@@ -427,7 +453,6 @@ impl RawClient {
         let Conn::Plain(tcp) = self.io else {
             panic!("STARTTLS on a TLS connection");
         };
-        let connector = server.tls_connector(None);
         let name = ServerName::try_from(server.tls_name.clone()).expect("name");
         let tls = connector.connect(name, tcp).await.expect("tls handshake");
         let (tls13, exporter) = tls_info(tls.get_ref().1);
