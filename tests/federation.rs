@@ -610,3 +610,105 @@ async fn a_spoofed_from_on_a_stream_authenticated_with_sasl_external_is_rejected
     let reply = peer.read_to_close().await;
     assert!(reply.contains("<invalid-from"), "{reply}");
 }
+
+/// Reads from `io` into `buffer` until `pattern` appears; returns what came up to it.
+async fn read_until<R: tokio::io::AsyncRead + Unpin>(
+    io: &mut R,
+    buffer: &mut String,
+    pattern: &str,
+) -> String {
+    use tokio::io::AsyncReadExt as _;
+    let read = async {
+        loop {
+            if let Some(at) = buffer.find(pattern) {
+                let upto: String = buffer.drain(..at + pattern.len()).collect();
+                return upto;
+            }
+            let mut chunk = [0u8; 4096];
+            let n = io.read(&mut chunk).await.expect("read");
+            assert!(
+                n > 0,
+                "closed while waiting for {pattern:?}; got {buffer:?}"
+            );
+            buffer.push_str(&String::from_utf8_lossy(&chunk[..n]));
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(10), read)
+        .await
+        .unwrap_or_else(|_| panic!("timed out waiting for {pattern:?}; got {buffer:?}"))
+}
+
+#[tokio::test]
+async fn a_second_local_domain_piggybacks_on_the_established_link() {
+    use tokio::io::AsyncWriteExt as _;
+    let peer = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let peer_port = peer.local_addr().expect("address").port();
+    let extra = format!("[s2s]\n[s2s.routes]\n\"b.test\" = \"127.0.0.1:{peer_port}\"\n");
+    let server = TestServer::start_domains(&["a.test", "a2.test"], &extra).await;
+    server.add_user("alice@a.test", "wonderland").await;
+    server.add_user("carol@a2.test", "carroll").await;
+    let mut alice = RawClient::login(&server, "alice", "wonderland", "r").await;
+    alice
+        .send("<message to='bob@b.test' type='chat' id='m1'><body>from a</body></message>")
+        .await;
+    // The test plays b.test: STARTTLS, then dialback answered without asking a.test.
+    let (tcp, _) = peer.accept().await.expect("a.test connects");
+    let mut tcp = tcp;
+    let mut buffer = String::new();
+    let header = "<?xml version='1.0'?><stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' xmlns:db='jabber:server:dialback' from='b.test' to='a.test' id='b-stream' version='1.0'>";
+    read_until(&mut tcp, &mut buffer, ">").await;
+    read_until(&mut tcp, &mut buffer, ">").await;
+    tcp.write_all(format!("{header}<stream:features><starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'><required/></starttls></stream:features>").as_bytes())
+        .await
+        .expect("write");
+    read_until(&mut tcp, &mut buffer, "<starttls").await;
+    read_until(&mut tcp, &mut buffer, "/>").await;
+    tcp.write_all(b"<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+        .await
+        .expect("write");
+    let key = rcgen::KeyPair::generate().expect("key");
+    let certificate = rcgen::CertificateParams::new(vec!["b.test".to_owned()])
+        .expect("params")
+        .self_signed(&key)
+        .expect("certificate");
+    let config = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![certificate.der().clone()],
+            rustls::pki_types::PrivatePkcs8KeyDer::from(key.serialize_der()).into(),
+        )
+        .expect("TLS configuration");
+    let mut tls = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config))
+        .accept(tcp)
+        .await
+        .expect("TLS");
+    let mut buffer = String::new();
+    read_until(&mut tls, &mut buffer, "<stream:stream").await;
+    read_until(&mut tls, &mut buffer, ">").await;
+    tls.write_all(format!("{header}<stream:features><dialback xmlns='urn:xmpp:features:dialback'><errors/></dialback></stream:features>").as_bytes())
+        .await
+        .expect("write");
+    let first = read_until(&mut tls, &mut buffer, "</db:result>").await;
+    assert!(first.contains("from='a.test'"), "{first}");
+    tls.write_all(b"<db:result from='b.test' to='a.test' type='valid'/>")
+        .await
+        .expect("write");
+    let message = read_until(&mut tls, &mut buffer, "</message>").await;
+    assert!(message.contains("from='alice@a.test/r'"), "{message}");
+    let mut carol = RawClient::login_at(&server, "a2.test", "carol", "carroll", "r").await;
+    carol
+        .send("<message to='bob@b.test' type='chat' id='m2'><body>from a2</body></message>")
+        .await;
+    let second = read_until(&mut tls, &mut buffer, "</db:result>").await;
+    assert!(
+        second.contains("from='a2.test'") && second.contains("to='b.test'"),
+        "a2.test is proven on the same stream: {second}"
+    );
+    tls.write_all(b"<db:result from='b.test' to='a2.test' type='valid'/>")
+        .await
+        .expect("write");
+    let message = read_until(&mut tls, &mut buffer, "</message>").await;
+    assert!(message.contains("from='carol@a2.test/r'"), "{message}");
+}

@@ -94,9 +94,11 @@ impl Default for S2sConfig {
 }
 
 /// A live outbound link's queue, with an id to tell it from its successor.
+#[derive(Clone)]
 struct Link {
     id: u64,
     queue: mpsc::Sender<Element>,
+    sharing: Arc<outbound::Sharing>,
 }
 
 /// Why the service could not be set up.
@@ -227,9 +229,20 @@ impl S2s {
         }
         let key = (local.clone(), remote.clone());
         let mut links = self.links.lock().unwrap_or_else(|e| e.into_inner());
-        let stanza = match links.get(&key) {
+        // The pair's own link, or else (piggybacking) an established link from another of our
+        // domains to the same peer, which proves this domain with dialback before its stanzas.
+        let existing = links.get(&key).cloned().or_else(|| {
+            links
+                .iter()
+                .find(|((_, to), link)| *to == remote && link.sharing.accepts(&local))
+                .map(|(_, link)| link.clone())
+        });
+        let stanza = match existing {
             Some(link) => match link.queue.try_send(stanza) {
-                Ok(()) => return,
+                Ok(()) => {
+                    links.insert(key, link);
+                    return;
+                }
                 Err(mpsc::error::TrySendError::Full(stanza)) => {
                     drop(links);
                     router.bounce(&stanza, Condition::RemoteServerTimeout);
@@ -247,7 +260,15 @@ impl S2s {
             .next_link
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let _ = queue.try_send(stanza);
-        links.insert(key, Link { id, queue });
+        let sharing = Arc::new(outbound::Sharing::default());
+        links.insert(
+            key,
+            Link {
+                id,
+                queue,
+                sharing: sharing.clone(),
+            },
+        );
         drop(links);
         tokio::spawn(outbound::run(
             router,
@@ -256,13 +277,20 @@ impl S2s {
                 local,
                 remote,
                 link: id,
+                sharing,
             },
             rx,
         ));
     }
 
-    /// Forgets a link that ended, unless a newer one replaced it.
-    fn forget(&self, local: &str, remote: &str, id: u64) {
+    /// Forgets every pair a link that ended carried, unless a newer link replaced it.
+    fn forget(&self, id: u64) {
+        let mut links = self.links.lock().unwrap_or_else(|e| e.into_inner());
+        links.retain(|_, link| link.id != id);
+    }
+
+    /// Forgets one pair a link could not carry (its domain was refused on it).
+    fn forget_pair(&self, local: &str, remote: &str, id: u64) {
         let mut links = self.links.lock().unwrap_or_else(|e| e.into_inner());
         let key = (local.to_owned(), remote.to_owned());
         if links.get(&key).map(|l| l.id) == Some(id) {
@@ -326,6 +354,6 @@ pub enum Verification {
     Valid,
     /// The key is not.
     Invalid,
-    /// The key could not be judged (XEP-0220 §2.4: answer with an error of this condition).
+    /// The key could not be judged (XEP-0220 §2.5: answer with an error of this condition).
     Error(Condition),
 }

@@ -1,10 +1,16 @@
-//! One outbound link: connect, authenticate, then write queued stanzas until idle. Whatever
-//! cannot be sent bounces to its sender.
+//! One outbound link: connect, authenticate, then write queued stanzas until idle. Once
+//! established, the link may carry stanzas of our other domains to the same peer
+//! (piggybacking, XEP-0220 §2.7 multiplexing): each is proven with dialback on the stream
+//! before its first stanza. Whatever cannot be sent bounces to its sender.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use jid::Jid;
 use rempart_xep::element::Element;
+use rempart_xep::ns;
 use rempart_xep::stanza::Condition;
 use tokio::sync::mpsc;
 use tokio::time::timeout;
@@ -23,6 +29,36 @@ pub struct Target {
     pub remote: String,
     /// The link's id in the pool.
     pub link: u64,
+    /// What the pool may route over it besides `local`'s stanzas.
+    pub sharing: Arc<Sharing>,
+}
+
+/// Whether a link takes stanzas of other local domains, shared between the pool and the link.
+#[derive(Default)]
+pub struct Sharing {
+    /// Established, and the peer offers dialback on the stream.
+    open: AtomicBool,
+    /// Local domains the peer refused on this stream.
+    refused: Mutex<HashSet<String>>,
+}
+
+impl Sharing {
+    /// Whether stanzas from `local` may be routed over this link.
+    pub fn accepts(&self, local: &str) -> bool {
+        self.open.load(Ordering::Relaxed)
+            && !self
+                .refused
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .contains(local)
+    }
+
+    fn refuse(&self, local: &str) {
+        self.refused
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(local.to_owned());
+    }
 }
 
 /// Runs a link to its end.
@@ -37,7 +73,7 @@ pub async fn run(
         let established = timeout(s2s.connect_timeout(), establish(&s2s, &target)).await;
         let failure = match established {
             Ok(Ok(stream)) => {
-                pump(&router, &s2s, stream, &mut queue).await;
+                pump(&router, &s2s, &target, stream, &mut queue).await;
                 Condition::RemoteServerNotFound
             }
             Ok(Err(ConnectError::Denied(_))) => Condition::PolicyViolation,
@@ -50,7 +86,7 @@ pub async fn run(
                 Condition::RemoteServerTimeout
             }
         };
-        s2s.forget(&target.local, &target.remote, target.link);
+        s2s.forget(target.link);
         queue.close();
         while let Ok(stanza) = queue.try_recv() {
             router.bounce(&stanza, failure);
@@ -79,32 +115,67 @@ async fn establish(s2s: &S2s, target: &Target) -> Result<OpenStream, ConnectErro
 }
 
 /// Writes queued stanzas; ends when idle, when the peer closes, or on a write error.
-async fn pump(router: &Router, s2s: &S2s, stream: OpenStream, queue: &mut mpsc::Receiver<Element>) {
+async fn pump(
+    router: &Router,
+    s2s: &S2s,
+    target: &Target,
+    stream: OpenStream,
+    queue: &mut mpsc::Receiver<Element>,
+) {
     let OpenStream {
         mut reader,
         mut writer,
+        peer_stream_id,
+        features,
         ..
     } = stream;
-    let (closed_tx, mut closed) = tokio::sync::oneshot::channel::<()>();
-    // The reader runs in its own task: quick-xml's read is not cancel-safe.
+    // The reader runs in its own task (quick-xml's read is not cancel-safe) and passes on
+    // dialback answers; the channel closes when the peer does.
+    let (answers_tx, mut answers) = mpsc::channel::<Element>(8);
     let watcher = tokio::spawn(async move {
-        while connect::next_element(&mut reader).await.is_ok() {}
-        let _ = closed_tx.send(());
+        while let Ok(element) = connect::next_element(&mut reader).await {
+            if element.is("result", ns::DIALBACK) && answers_tx.send(element).await.is_err() {
+                break;
+            }
+        }
     });
+    let mut proven = HashSet::from([target.local.clone()]);
+    if features.has_child("dialback", ns::DIALBACK_FEATURE) {
+        target.sharing.open.store(true, Ordering::Relaxed);
+    }
     let idle = Duration::from_secs(s2s.config.idle_timeout_secs);
     loop {
         tokio::select! {
             stanza = queue.recv() => {
                 let Some(stanza) = stanza else { break };
+                let domain = stanza
+                    .get_attr("from")
+                    .and_then(|from| Jid::new(from).ok())
+                    .map(|from| from.domain().to_string())
+                    .unwrap_or_default();
+                if !proven.contains(&domain) {
+                    let proof = prove(s2s, target, &peer_stream_id, &domain, &mut writer, &mut answers);
+                    if let Err(error) = proof.await {
+                        info!(%domain, %error, "piggybacked domain refused");
+                        target.sharing.refuse(&domain);
+                        s2s.forget_pair(&domain, &target.remote, target.link);
+                        router.bounce(&stanza, Condition::RemoteServerTimeout);
+                        continue;
+                    }
+                    info!(%domain, "piggybacked domain authenticated with dialback");
+                    proven.insert(domain);
+                }
                 if let Err(error) = writer.write_element(&stanza).await {
                     debug!(%error, "write failed");
                     router.bounce(&stanza, Condition::RemoteServerNotFound);
                     break;
                 }
             }
-            _ = &mut closed => {
-                debug!("peer closed the link");
-                break;
+            answer = answers.recv() => {
+                if answer.is_none() {
+                    debug!("peer closed the link");
+                    break;
+                }
             }
             () = tokio::time::sleep(idle) => {
                 debug!("idle link closed");
@@ -112,6 +183,50 @@ async fn pump(router: &Router, s2s: &S2s, stream: OpenStream, queue: &mut mpsc::
             }
         }
     }
+    target.sharing.open.store(false, Ordering::Relaxed);
     let _ = writer.close().await;
     watcher.abort();
+}
+
+/// Proves a further local `domain` on the established stream with dialback (XEP-0220 §2.7):
+/// its stanzas wait in the queue meanwhile.
+async fn prove(
+    s2s: &S2s,
+    target: &Target,
+    peer_stream_id: &str,
+    domain: &str,
+    writer: &mut connect::LinkWriter,
+    answers: &mut mpsc::Receiver<Element>,
+) -> Result<(), ConnectError> {
+    if !target.sharing.accepts(domain) {
+        return Err(ConnectError::Protocol("not offered on this stream".into()));
+    }
+    let key = s2s.secret().key(&target.remote, domain, peer_stream_id);
+    let request = Element::new("result", ns::DIALBACK)
+        .attr("from", domain)
+        .attr("to", target.remote.clone())
+        .text(key);
+    writer
+        .write_element(&request)
+        .await
+        .map_err(|e| ConnectError::Io(e.to_string()))?;
+    let deadline = tokio::time::Instant::now() + s2s.connect_timeout();
+    loop {
+        let answer = tokio::time::timeout_at(deadline, answers.recv())
+            .await
+            .map_err(|_| ConnectError::Timeout)?
+            .ok_or_else(|| ConnectError::Io("the peer closed the link".into()))?;
+        if answer.get_attr("from") != Some(target.remote.as_str())
+            || answer.get_attr("to") != Some(domain)
+        {
+            continue;
+        }
+        return match answer.get_attr("type") {
+            Some("valid") => Ok(()),
+            _ => Err(ConnectError::Protocol(format!(
+                "dialback refused: {}",
+                answer.to_xml()
+            ))),
+        };
+    }
 }

@@ -57,7 +57,7 @@ impl TestServer {
     /// A server whose configuration adds `extra` TOML (sections other than server/listeners).
     pub async fn start_with(extra: &str) -> TestServer {
         let dir = tempfile::tempdir().expect("tempdir");
-        Self::start_in(dir, "localhost", extra, Storage::memory()).await
+        Self::start_in(dir, "localhost", LOCAL_HOSTS, extra, Storage::memory()).await
     }
 
     /// A server on the redb store of `dir`, which survives `stop` for a restart.
@@ -67,26 +67,28 @@ impl TestServer {
             &dir.path().join("data"),
         )
         .expect("redb store");
-        Self::start_in(dir, "localhost", "", storage).await
+        Self::start_in(dir, "localhost", LOCAL_HOSTS, "", storage).await
     }
 
     /// A server for `domain` alone (federation tests run two of them).
     pub async fn start_domain(domain: &str, extra: &str) -> TestServer {
+        Self::start_domains(&[domain], extra).await
+    }
+
+    /// A server for `domains`, the first one being its `domain`.
+    pub async fn start_domains(domains: &[&str], extra: &str) -> TestServer {
         let dir = tempfile::tempdir().expect("tempdir");
-        Self::start_in(dir, domain, extra, Storage::memory()).await
+        let hosts: Vec<String> = domains.iter().map(|d| format!("\"{d}\"")).collect();
+        Self::start_in(dir, domains[0], &hosts.join(", "), extra, Storage::memory()).await
     }
 
     async fn start_in(
         dir: tempfile::TempDir,
         domain: &str,
+        hosts: &str,
         extra: &str,
         storage: Storage,
     ) -> TestServer {
-        let hosts = if domain == "localhost" {
-            "\"localhost\", \"example.test\"".to_owned()
-        } else {
-            format!("\"{domain}\"")
-        };
         let extra = loopback_dns_only(extra);
         let toml = format!(
             r#"
@@ -546,26 +548,42 @@ impl RawClient {
 
     /// A connection through STARTTLS, with the features of the secured stream.
     pub async fn secured(server: &TestServer) -> (RawClient, String) {
+        Self::secured_at(server, &server.domain).await
+    }
+
+    /// Like `secured`, with streams opened to `host`, one of the server's domains.
+    pub async fn secured_at(server: &TestServer, host: &str) -> (RawClient, String) {
         let mut client = RawClient::connect(server.starttls).await;
-        client.open(&server.domain).await;
+        client.open(host).await;
         let mut client = client.starttls(server).await;
-        let features = client.open(&server.domain).await;
+        let features = client.open(host).await;
         (client, features)
     }
 
-    /// STARTTLS, SCRAM-SHA-256-PLUS, bind: a ready session for `user@localhost`.
+    /// STARTTLS, SCRAM-SHA-256-PLUS, bind: a ready session for `user` on the server's domain.
     pub async fn login(
         server: &TestServer,
         user: &str,
         password: &str,
         resource: &str,
     ) -> RawClient {
-        let (mut client, _) = RawClient::secured(server).await;
+        Self::login_at(server, &server.domain, user, password, resource).await
+    }
+
+    /// Like `login`, for an account of `host`, one of the server's domains.
+    pub async fn login_at(
+        server: &TestServer,
+        host: &str,
+        user: &str,
+        password: &str,
+        resource: &str,
+    ) -> RawClient {
+        let (mut client, _) = RawClient::secured_at(server, host).await;
         let outcome = client
             .authenticate("SCRAM-SHA-256-PLUS", user, password)
             .await;
         assert!(outcome.starts_with("<success"), "login failed: {outcome}");
-        client.open(&server.domain).await;
+        client.open(host).await;
         client.bind(Some(resource)).await;
         client
     }
@@ -594,6 +612,9 @@ fn tls_info(connection: &rustls::ClientConnection) -> (bool, Option<Vec<u8>>) {
     });
     (tls13, exporter)
 }
+
+/// The hosts of the default test server.
+const LOCAL_HOSTS: &str = "\"localhost\", \"example.test\"";
 
 /// Points the server's DNS resolver at a loopback port where nothing answers, so that no test
 /// ever sends a query off the machine (domains tests reach are in `[s2s.routes]`).
