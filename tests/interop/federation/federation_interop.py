@@ -24,8 +24,9 @@ from slixmpp import JID, ClientXMPP
 ADDRESS = "127.0.0.1"
 
 LOGIN_TIMEOUT = 20.0
-# A first stanza to a remote domain waits for the link: TCP, STARTTLS, dialback (which makes
-# the receiving server connect back to the sender's authoritative server).
+# A first stanza to a remote domain waits for the link: SRV lookup, TCP, TLS, then SASL
+# EXTERNAL or dialback (which makes the receiving server connect back to the sender's
+# authoritative server).
 S2S_TIMEOUT = float(os.environ.get("FED_S2S_TIMEOUT", "30"))
 IQ_TIMEOUT = 10.0
 
