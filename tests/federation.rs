@@ -3,14 +3,7 @@
 
 mod common;
 
-use common::{header, RawClient, TestServer};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
+use common::{free_port, header, RawClient, TestServer};
 
 fn s2s_config(own_port: u16, routes: &[(&str, u16)]) -> String {
     s2s_config_with(own_port, routes, &Side::default())

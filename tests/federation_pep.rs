@@ -4,19 +4,12 @@
 
 mod common;
 
-use common::{RawClient, TestServer};
+use common::{free_port, RawClient, TestServer};
 use rempart_xep::caps::ver_string;
 use rempart_xep::disco::{DiscoInfo, Identity};
 
 const DEVICES: &str = "urn:xmpp:omemo:2:devices";
 const CAPS_NODE: &str = "urn:test:omemo-client";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
 
 fn s2s_config(own_port: u16, routes: &[(&str, u16)]) -> String {
     let mut toml = format!("[[listeners]]\nkind = \"s2s\"\naddress = \"127.0.0.1:{own_port}\"\n[s2s]\nconnect_timeout_secs = 10\n[s2s.routes]\n");

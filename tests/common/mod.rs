@@ -253,6 +253,22 @@ pub struct RawClient {
     pub jid: String,
 }
 
+/// A port for a test listener, unique within this process and outside the kernel's
+/// ephemeral range (32768–60999 by default), so that no listener bound to port 0 can take it
+/// between now and its use.
+pub fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    // Each process gets its own block of 100 ports in 20000–31999.
+    let block = 20000 + (std::process::id() % 120) as u16 * 100;
+    loop {
+        let port = block + NEXT.fetch_add(1, Ordering::Relaxed) % 100;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
 /// Opening header for `to`.
 pub fn header(to: &str) -> String {
     format!(
