@@ -705,3 +705,23 @@ async fn a_second_local_domain_piggybacks_on_the_established_link() {
     let message = read_until(&mut tls, &mut buffer, "</message>").await;
     assert!(message.contains("from='carol@a2.test/r'"), "{message}");
 }
+
+#[tokio::test]
+async fn an_inbound_stream_that_proves_nothing_is_closed_with_connection_timeout() {
+    let port = free_port();
+    let extra = format!(
+        "[limits]\nnegotiation_timeout_secs = 1\n{}",
+        s2s_config(port, &[])
+    );
+    let server = TestServer::start_domain("b.test", &extra).await;
+    let address = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let mut peer = RawClient::connect(address).await;
+    let server_header = header("b.test").replace("jabber:client", "jabber:server");
+    peer.send(&server_header).await;
+    peer.expect("</stream:features>").await;
+    let mut peer = peer.starttls(&server).await;
+    peer.send(&server_header).await;
+    peer.expect("</stream:features>").await;
+    let reply = peer.read_to_close().await;
+    assert!(reply.contains("<connection-timeout"), "{reply}");
+}

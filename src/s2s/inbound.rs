@@ -8,6 +8,7 @@ use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use base64::Engine as _;
 use rempart_xep::element::Element;
@@ -18,7 +19,7 @@ use rempart_xep::stream::{features, StreamError, StreamErrorCondition};
 use rustls::pki_types::CertificateDer;
 use tokio::io::split;
 use tokio::net::TcpStream;
-use tokio::time::timeout;
+use tokio::time::{timeout, timeout_at, Instant};
 use tracing::{debug, info, info_span, Instrument};
 
 use crate::c2s::C2sContext;
@@ -291,11 +292,24 @@ fn judge_dialback(s2s: &S2s, stream: &Stream, from: &str) -> Option<Verification
 async fn receive(ctx: &C2sContext, s2s: &S2s, mut stream: Stream) -> Result<(), StreamError> {
     // (remote domain, local domain) pairs proven on this stream.
     let mut proven: HashSet<(String, String)> = HashSet::new();
+    // A peer proves a domain within the negotiation time, then may stay while it is not idle.
+    // A read cut short by the timeout is never resumed: the stream is closed.
+    let prove_by = Instant::now() + ctx.negotiation_timeout();
+    let idle = Duration::from_secs(s2s.config.idle_timeout_secs);
     loop {
-        let incoming = match stream.reader.next().await {
-            Ok(incoming) => incoming,
-            Err(ReadError::Stream(error)) => return fail(&mut stream.writer, error).await,
-            Err(ReadError::Closed(_)) => return Ok(()),
+        let wait_until = if proven.is_empty() {
+            prove_by
+        } else {
+            Instant::now() + idle
+        };
+        let incoming = match timeout_at(wait_until, stream.reader.next()).await {
+            Ok(Ok(incoming)) => incoming,
+            Ok(Err(ReadError::Stream(error))) => return fail(&mut stream.writer, error).await,
+            Ok(Err(ReadError::Closed(_))) => return Ok(()),
+            Err(_) => {
+                let error = StreamError::new(StreamErrorCondition::ConnectionTimeout);
+                return fail(&mut stream.writer, error).await;
+            }
         };
         let element = match incoming {
             Incoming::Whitespace => continue,
