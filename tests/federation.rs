@@ -3,152 +3,10 @@
 
 mod common;
 
+use common::federation::{
+    befriend, chat, pair, pair_configured, s2s_config, s2s_config_with, Side, TestCa,
+};
 use common::{free_port, header, RawClient, TestServer};
-
-fn s2s_config(own_port: u16, routes: &[(&str, u16)]) -> String {
-    s2s_config_with(own_port, routes, &Side::default())
-}
-
-/// What one server of a pair adds to its configuration.
-#[derive(Default)]
-struct Side {
-    /// Lines of its `[s2s]` section.
-    s2s: String,
-    /// Its `[tls]` section.
-    tls: String,
-    /// The name its certificate is for, when not its domain.
-    tls_name: Option<String>,
-}
-
-fn s2s_config_with(own_port: u16, routes: &[(&str, u16)], side: &Side) -> String {
-    let mut toml = format!(
-        "{}\n[[listeners]]\nkind = \"s2s\"\naddress = \"127.0.0.1:{own_port}\"\n[s2s]\nconnect_timeout_secs = 10\n{}\n[s2s.routes]\n",
-        side.tls, side.s2s
-    );
-    for (domain, port) in routes {
-        toml.push_str(&format!("\"{domain}\" = \"127.0.0.1:{port}\"\n"));
-    }
-    toml
-}
-
-/// A certificate authority for the test, trusted by the servers that name it.
-struct TestCa {
-    dir: tempfile::TempDir,
-    issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
-    pem: String,
-}
-
-impl TestCa {
-    fn new() -> TestCa {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let key = rcgen::KeyPair::generate().expect("key");
-        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
-        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        let certificate = params.self_signed(&key).expect("CA certificate");
-        std::fs::write(dir.path().join("ca.pem"), certificate.pem()).expect("CA written");
-        TestCa {
-            dir,
-            issuer: rcgen::Issuer::new(params, key),
-            pem: certificate.pem(),
-        }
-    }
-
-    /// The `[s2s]` line trusting this authority.
-    fn trusted(&self) -> String {
-        format!(
-            "trust_anchors = [\"{}\"]\n",
-            self.dir.path().join("ca.pem").display()
-        )
-    }
-
-    /// A certificate of this authority naming `name`, with its key.
-    fn identity(
-        &self,
-        name: &str,
-    ) -> (
-        Vec<rustls::pki_types::CertificateDer<'static>>,
-        rustls::pki_types::PrivateKeyDer<'static>,
-    ) {
-        let key = rcgen::KeyPair::generate().expect("key");
-        let certificate = rcgen::CertificateParams::new(vec![name.to_owned()])
-            .expect("params")
-            .signed_by(&key, &self.issuer)
-            .expect("certificate");
-        let der = rustls::pki_types::PrivatePkcs8KeyDer::from(key.serialize_der());
-        (vec![certificate.der().clone()], der.into())
-    }
-
-    /// A `[tls]` section serving `host` with a certificate of this authority naming `name`.
-    fn serving(&self, host: &str, name: &str) -> String {
-        let key = rcgen::KeyPair::generate().expect("key");
-        let certificate = rcgen::CertificateParams::new(vec![name.to_owned()])
-            .expect("params")
-            .signed_by(&key, &self.issuer)
-            .expect("certificate");
-        let cert_path = self.dir.path().join(format!("{host}.crt"));
-        let key_path = self.dir.path().join(format!("{host}.key"));
-        // The chain file holds the leaf, then the authority (as "fullchain" files do).
-        std::fs::write(&cert_path, certificate.pem() + &self.pem).expect("certificate written");
-        std::fs::write(&key_path, key.serialize_pem()).expect("key written");
-        format!(
-            "[tls]\ncertificates = [{{ host = \"{host}\", cert = \"{}\", key = \"{}\" }}]\n",
-            cert_path.display(),
-            key_path.display()
-        )
-    }
-}
-
-/// Two servers, a.test and b.test, routed to each other, with alice on a and bob on b.
-async fn pair() -> (TestServer, TestServer, RawClient, RawClient) {
-    pair_configured(&Side::default(), &Side::default()).await
-}
-
-/// Like `pair`, each server with its own additions.
-async fn pair_configured(
-    side_a: &Side,
-    side_b: &Side,
-) -> (TestServer, TestServer, RawClient, RawClient) {
-    let (port_a, port_b) = (free_port(), free_port());
-    let a = TestServer::start_domain(
-        "a.test",
-        &s2s_config_with(
-            port_a,
-            &[("b.test", port_b), ("down.test", free_port())],
-            side_a,
-        ),
-    )
-    .await;
-    let mut b = TestServer::start_domain(
-        "b.test",
-        &s2s_config_with(
-            port_b,
-            &[("a.test", port_a), ("pubsub.a.test", port_a)],
-            side_b,
-        ),
-    )
-    .await;
-    if let Some(name) = &side_b.tls_name {
-        b.tls_name = name.clone();
-    }
-    a.add_user("alice@a.test", "wonderland").await;
-    b.add_user("bob@b.test", "builder").await;
-    let mut alice = RawClient::login(&a, "alice", "wonderland", "r").await;
-    let mut bob = RawClient::login(&b, "bob", "builder", "r").await;
-    alice
-        .iq(
-            "r0",
-            "<iq type='get' id='r0'><query xmlns='jabber:iq:roster'/></iq>",
-        )
-        .await;
-    bob.iq(
-        "r0",
-        "<iq type='get' id='r0'><query xmlns='jabber:iq:roster'/></iq>",
-    )
-    .await;
-    alice.available().await;
-    bob.available().await;
-    (a, b, alice, bob)
-}
 
 #[tokio::test]
 async fn chat_crosses_to_the_other_server_and_back() {
@@ -346,14 +204,6 @@ async fn a_peer_stream_error_is_not_answered_with_another() {
     assert!(reply.contains("</stream:stream>"), "{reply}");
 }
 
-async fn chat(from: &mut RawClient, to: &str, id: &str) -> String {
-    from.send(&format!(
-        "<message to='{to}' type='chat' id='{id}'><body>{id}</body></message>"
-    ))
-    .await;
-    from.expect_stanza(&format!("id='{id}'")).await
-}
-
 #[tokio::test]
 async fn valid_certificates_satisfy_the_strict_policy_for_chat_roster_and_omemo() {
     let ca = TestCa::new();
@@ -379,20 +229,7 @@ async fn valid_certificates_satisfy_the_strict_policy_for_chat_roster_and_omemo(
     let answer = alice.expect_stanza("id='v2'").await;
     assert!(answer.contains("<body>likewise</body>"), "{answer}");
     // A mutual subscription, then each fetches the other's OMEMO device list.
-    alice
-        .send("<presence to='bob@b.test' type='subscribe'/>")
-        .await;
-    bob.expect_stanza("type='subscribe'").await;
-    bob.send("<presence to='alice@a.test' type='subscribed'/>")
-        .await;
-    alice.expect_stanza("type='subscribed'").await;
-    bob.send("<presence to='alice@a.test' type='subscribe'/>")
-        .await;
-    alice.expect_stanza("type='subscribe'").await;
-    alice
-        .send("<presence to='bob@b.test' type='subscribed'/>")
-        .await;
-    bob.expect_stanza("type='subscribed'").await;
+    befriend(&mut alice, &mut bob).await;
     let roster = alice
         .iq(
             "r2",

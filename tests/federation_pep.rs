@@ -4,59 +4,13 @@
 
 mod common;
 
-use common::{free_port, RawClient, TestServer};
+use common::federation::{befriend, pair};
+use common::RawClient;
 use rempart_xep::caps::ver_string;
 use rempart_xep::disco::{DiscoInfo, Identity};
 
 const DEVICES: &str = "urn:xmpp:omemo:2:devices";
 const CAPS_NODE: &str = "urn:test:omemo-client";
-
-fn s2s_config(own_port: u16, routes: &[(&str, u16)]) -> String {
-    let mut toml = format!("[[listeners]]\nkind = \"s2s\"\naddress = \"127.0.0.1:{own_port}\"\n[s2s]\nconnect_timeout_secs = 10\n[s2s.routes]\n");
-    for (domain, port) in routes {
-        toml.push_str(&format!("\"{domain}\" = \"127.0.0.1:{port}\"\n"));
-    }
-    toml
-}
-
-/// Two servers, a.test and b.test, routed to each other, with alice on a and bob on b.
-async fn pair() -> (TestServer, TestServer, RawClient, RawClient) {
-    let (port_a, port_b) = (free_port(), free_port());
-    let a = TestServer::start_domain("a.test", &s2s_config(port_a, &[("b.test", port_b)])).await;
-    let b = TestServer::start_domain("b.test", &s2s_config(port_b, &[("a.test", port_a)])).await;
-    a.add_user("alice@a.test", "wonderland").await;
-    b.add_user("bob@b.test", "builder").await;
-    let mut alice = RawClient::login(&a, "alice", "wonderland", "r").await;
-    let mut bob = RawClient::login(&b, "bob", "builder", "r").await;
-    for client in [&mut alice, &mut bob] {
-        client
-            .iq(
-                "r0",
-                "<iq type='get' id='r0'><query xmlns='jabber:iq:roster'/></iq>",
-            )
-            .await;
-        client.available().await;
-    }
-    (a, b, alice, bob)
-}
-
-/// Mutual presence subscriptions between alice@a.test and bob@b.test.
-async fn befriend(alice: &mut RawClient, bob: &mut RawClient) {
-    alice
-        .send("<presence to='bob@b.test' type='subscribe'/>")
-        .await;
-    bob.expect_stanza("type='subscribe'").await;
-    bob.send("<presence to='alice@a.test' type='subscribed'/>")
-        .await;
-    alice.expect_stanza("type='subscribed'").await;
-    bob.send("<presence to='alice@a.test' type='subscribe'/>")
-        .await;
-    alice.expect_stanza("type='subscribe'").await;
-    alice
-        .send("<presence to='bob@b.test' type='subscribed'/>")
-        .await;
-    bob.expect_stanza("type='subscribed'").await;
-}
 
 /// What a client that wants notifications for OMEMO device lists says about itself.
 fn client_info() -> DiscoInfo {

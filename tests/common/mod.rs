@@ -2,6 +2,8 @@
 //! XML client (rustls + the independent `sasl` crate) for exact wire behaviour.
 #![allow(dead_code)]
 
+pub mod federation;
+
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;

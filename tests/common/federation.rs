@@ -1,0 +1,176 @@
+//! Two servers federating on loopback: configuration pieces, a test certificate authority,
+//! and a pair of servers with a user on each.
+
+use super::{free_port, RawClient, TestServer};
+
+pub fn s2s_config(own_port: u16, routes: &[(&str, u16)]) -> String {
+    s2s_config_with(own_port, routes, &Side::default())
+}
+
+/// What one server of a pair adds to its configuration.
+#[derive(Default)]
+pub struct Side {
+    /// Lines of its `[s2s]` section.
+    pub s2s: String,
+    /// Its `[tls]` section.
+    pub tls: String,
+    /// The name its certificate is for, when not its domain.
+    pub tls_name: Option<String>,
+}
+
+pub fn s2s_config_with(own_port: u16, routes: &[(&str, u16)], side: &Side) -> String {
+    let mut toml = format!(
+        "{}\n[[listeners]]\nkind = \"s2s\"\naddress = \"127.0.0.1:{own_port}\"\n[s2s]\nconnect_timeout_secs = 10\n{}\n[s2s.routes]\n",
+        side.tls, side.s2s
+    );
+    for (domain, port) in routes {
+        toml.push_str(&format!("\"{domain}\" = \"127.0.0.1:{port}\"\n"));
+    }
+    toml
+}
+
+/// A certificate authority for the test, trusted by the servers that name it.
+pub struct TestCa {
+    dir: tempfile::TempDir,
+    issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
+    pem: String,
+}
+
+impl TestCa {
+    pub fn new() -> TestCa {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let key = rcgen::KeyPair::generate().expect("key");
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let certificate = params.self_signed(&key).expect("CA certificate");
+        std::fs::write(dir.path().join("ca.pem"), certificate.pem()).expect("CA written");
+        TestCa {
+            dir,
+            issuer: rcgen::Issuer::new(params, key),
+            pem: certificate.pem(),
+        }
+    }
+
+    /// The `[s2s]` line trusting this authority.
+    pub fn trusted(&self) -> String {
+        format!(
+            "trust_anchors = [\"{}\"]\n",
+            self.dir.path().join("ca.pem").display()
+        )
+    }
+
+    /// A certificate of this authority naming `name`, with its key.
+    pub fn identity(
+        &self,
+        name: &str,
+    ) -> (
+        Vec<rustls::pki_types::CertificateDer<'static>>,
+        rustls::pki_types::PrivateKeyDer<'static>,
+    ) {
+        let key = rcgen::KeyPair::generate().expect("key");
+        let certificate = rcgen::CertificateParams::new(vec![name.to_owned()])
+            .expect("params")
+            .signed_by(&key, &self.issuer)
+            .expect("certificate");
+        let der = rustls::pki_types::PrivatePkcs8KeyDer::from(key.serialize_der());
+        (vec![certificate.der().clone()], der.into())
+    }
+
+    /// A `[tls]` section serving `host` with a certificate of this authority naming `name`.
+    pub fn serving(&self, host: &str, name: &str) -> String {
+        let key = rcgen::KeyPair::generate().expect("key");
+        let certificate = rcgen::CertificateParams::new(vec![name.to_owned()])
+            .expect("params")
+            .signed_by(&key, &self.issuer)
+            .expect("certificate");
+        let cert_path = self.dir.path().join(format!("{host}.crt"));
+        let key_path = self.dir.path().join(format!("{host}.key"));
+        // The chain file holds the leaf, then the authority (as "fullchain" files do).
+        std::fs::write(&cert_path, certificate.pem() + &self.pem).expect("certificate written");
+        std::fs::write(&key_path, key.serialize_pem()).expect("key written");
+        format!(
+            "[tls]\ncertificates = [{{ host = \"{host}\", cert = \"{}\", key = \"{}\" }}]\n",
+            cert_path.display(),
+            key_path.display()
+        )
+    }
+}
+
+/// Two servers, a.test and b.test, routed to each other, with alice on a and bob on b.
+pub async fn pair() -> (TestServer, TestServer, RawClient, RawClient) {
+    pair_configured(&Side::default(), &Side::default()).await
+}
+
+/// Like `pair`, each server with its own additions.
+pub async fn pair_configured(
+    side_a: &Side,
+    side_b: &Side,
+) -> (TestServer, TestServer, RawClient, RawClient) {
+    let (port_a, port_b) = (free_port(), free_port());
+    let a = TestServer::start_domain(
+        "a.test",
+        &s2s_config_with(
+            port_a,
+            &[("b.test", port_b), ("down.test", free_port())],
+            side_a,
+        ),
+    )
+    .await;
+    let mut b = TestServer::start_domain(
+        "b.test",
+        &s2s_config_with(
+            port_b,
+            &[("a.test", port_a), ("pubsub.a.test", port_a)],
+            side_b,
+        ),
+    )
+    .await;
+    if let Some(name) = &side_b.tls_name {
+        b.tls_name = name.clone();
+    }
+    a.add_user("alice@a.test", "wonderland").await;
+    b.add_user("bob@b.test", "builder").await;
+    let mut alice = RawClient::login(&a, "alice", "wonderland", "r").await;
+    let mut bob = RawClient::login(&b, "bob", "builder", "r").await;
+    alice
+        .iq(
+            "r0",
+            "<iq type='get' id='r0'><query xmlns='jabber:iq:roster'/></iq>",
+        )
+        .await;
+    bob.iq(
+        "r0",
+        "<iq type='get' id='r0'><query xmlns='jabber:iq:roster'/></iq>",
+    )
+    .await;
+    alice.available().await;
+    bob.available().await;
+    (a, b, alice, bob)
+}
+
+/// Sends a chat message and returns the first stanza that comes back with its id.
+pub async fn chat(from: &mut RawClient, to: &str, id: &str) -> String {
+    from.send(&format!(
+        "<message to='{to}' type='chat' id='{id}'><body>{id}</body></message>"
+    ))
+    .await;
+    from.expect_stanza(&format!("id='{id}'")).await
+}
+
+/// Mutual presence subscriptions between alice@a.test and bob@b.test.
+pub async fn befriend(alice: &mut RawClient, bob: &mut RawClient) {
+    alice
+        .send("<presence to='bob@b.test' type='subscribe'/>")
+        .await;
+    bob.expect_stanza("type='subscribe'").await;
+    bob.send("<presence to='alice@a.test' type='subscribed'/>")
+        .await;
+    alice.expect_stanza("type='subscribed'").await;
+    bob.send("<presence to='alice@a.test' type='subscribe'/>")
+        .await;
+    alice.expect_stanza("type='subscribe'").await;
+    alice
+        .send("<presence to='bob@b.test' type='subscribed'/>")
+        .await;
+    bob.expect_stanza("type='subscribed'").await;
+}
