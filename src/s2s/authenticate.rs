@@ -103,11 +103,7 @@ pub async fn dialback(
     local: &str,
     remote: &str,
 ) -> Result<(), ConnectError> {
-    let key = s2s.secret().key(remote, local, &stream.peer_stream_id);
-    let request = Element::new("result", ns::DIALBACK)
-        .attr("from", local)
-        .attr("to", remote)
-        .text(key);
+    let request = dialback_request(s2s, local, remote, &stream.peer_stream_id);
     stream
         .writer
         .write_element(&request)
@@ -115,15 +111,37 @@ pub async fn dialback(
         .map_err(|e| ConnectError::Io(e.to_string()))?;
     loop {
         let answer = connect::next_element(&mut stream.reader).await?;
-        if !answer.is("result", ns::DIALBACK) {
-            continue;
+        if let Some(outcome) = dialback_outcome(&answer, local, remote) {
+            return outcome;
         }
-        return match answer.get_attr("type") {
-            Some("valid") => Ok(()),
-            _ => Err(ConnectError::Protocol(format!(
-                "dialback refused: {}",
-                answer.to_xml()
-            ))),
-        };
     }
+}
+
+/// The `<db:result/>` carrying our key for `local` on the peer's stream `stream_id`.
+pub fn dialback_request(s2s: &S2s, local: &str, remote: &str, stream_id: &str) -> Element {
+    Element::new("result", ns::DIALBACK)
+        .attr("from", local)
+        .attr("to", remote)
+        .text(s2s.secret().key(remote, local, stream_id))
+}
+
+/// What `answer` says of our request for `local`, if it is the answer to it.
+pub fn dialback_outcome(
+    answer: &Element,
+    local: &str,
+    remote: &str,
+) -> Option<Result<(), ConnectError>> {
+    let answers_us = answer.is("result", ns::DIALBACK)
+        && answer.get_attr("from") == Some(remote)
+        && answer.get_attr("to") == Some(local);
+    if !answers_us {
+        return None;
+    }
+    Some(match answer.get_attr("type") {
+        Some("valid") => Ok(()),
+        _ => Err(ConnectError::Protocol(format!(
+            "dialback refused: {}",
+            answer.to_xml()
+        ))),
+    })
 }

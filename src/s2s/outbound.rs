@@ -201,11 +201,7 @@ async fn prove(
     if !target.sharing.accepts(domain) {
         return Err(ConnectError::Protocol("not offered on this stream".into()));
     }
-    let key = s2s.secret().key(&target.remote, domain, peer_stream_id);
-    let request = Element::new("result", ns::DIALBACK)
-        .attr("from", domain)
-        .attr("to", target.remote.clone())
-        .text(key);
+    let request = authenticate::dialback_request(s2s, domain, &target.remote, peer_stream_id);
     writer
         .write_element(&request)
         .await
@@ -216,17 +212,8 @@ async fn prove(
             .await
             .map_err(|_| ConnectError::Timeout)?
             .ok_or_else(|| ConnectError::Io("the peer closed the link".into()))?;
-        if answer.get_attr("from") != Some(target.remote.as_str())
-            || answer.get_attr("to") != Some(domain)
-        {
-            continue;
+        if let Some(outcome) = authenticate::dialback_outcome(&answer, domain, &target.remote) {
+            return outcome;
         }
-        return match answer.get_attr("type") {
-            Some("valid") => Ok(()),
-            _ => Err(ConnectError::Protocol(format!(
-                "dialback refused: {}",
-                answer.to_xml()
-            ))),
-        };
     }
 }
