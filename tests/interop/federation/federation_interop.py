@@ -1,6 +1,6 @@
 """Federation interop checks between Rempart and other servers (peers), driven by slixmpp.
 
-    python federation_interop.py --results FILE --peer prosody [--peer ejabberd ...]
+    python federation_interop.py --results FILE --peer prosody [--peer ejabberd ...] [--omemo-peer rempart2 ...]
 
 A user of Rempart (FED_REMPART_JID, FED_REMPART_PASSWORD, FED_REMPART_C2S_PORT) logs in to
 Rempart; for each peer NAME, a user of that peer (FED_<NAME>_JID, FED_<NAME>_PASSWORD,
@@ -8,6 +8,14 @@ FED_<NAME>_C2S_PORT) logs in to it and the same scenarios run between the two, e
 the server-to-server link.  Each check prints "NAME ... ok" or "NAME ... FAIL" (with the
 reason and the client-side XML); "PASSED FAILED" goes to the results file.  Every wait is
 bounded.
+
+Then, for each --omemo-peer NAME (one of the peers, whose scenarios left both users with
+subscription 'both'), OMEMO across the server link: a fresh OMEMO device of each user (the
+slixmpp-omemo client of ../omemo_client.py, shared with ../omemo_interop.py) comes online; each
+learns the other's device from the device-list PEP notifications alone (last published items on
+presence, notifications of a publish), downloads the other's bundles of both namespaces, then
+legacy OMEMO (eu.siacs.conversations.axolotl) and OMEMO 2 (urn:xmpp:omemo:2, SCE envelope) go
+both ways, each decrypted to exactly the plaintext sent.
 """
 
 import argparse
@@ -20,6 +28,18 @@ import time
 import traceback
 
 from slixmpp import JID, ClientXMPP
+from slixmpp_omemo.xep_0384 import _download_bundle
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from omemo_client import (  # noqa: E402 - the shared OMEMO client lives in tests/interop
+    NAMESPACE_NAMES,
+    OLD,
+    TWO,
+    MemoryStorage,
+    OmemoMixin,
+    exchange_device_lists,
+    send_and_decrypt,
+)
 
 ADDRESS = "127.0.0.1"
 
@@ -193,11 +213,17 @@ async def check_mutual_presence(ours, theirs):
                       lambda p: p["from"].full == theirs.boundjid.full and p["status"] == theirs_status)
 
 
-def client_from_env(name):
+class OmemoClient(OmemoMixin, Client):
+    """A traced client with slixmpp-omemo on an in-memory storage (one fresh OMEMO device)."""
+
+    WAIT_TIMEOUT = S2S_TIMEOUT
+
+
+def client_from_env(name, label=None, cls=Client, **kwargs):
     """The client of the user FED_<NAME>_JID on the server listening on FED_<NAME>_C2S_PORT."""
     prefix = f"FED_{name.upper()}_"
-    return Client(name, JID(os.environ[prefix + "JID"]), os.environ[prefix + "PASSWORD"],
-                  int(os.environ[prefix + "C2S_PORT"]))
+    return cls(label or name, JID(os.environ[prefix + "JID"]), os.environ[prefix + "PASSWORD"],
+               int(os.environ[prefix + "C2S_PORT"]), **kwargs)
 
 
 async def log_in(client):
@@ -251,13 +277,87 @@ async def check_peer(checks, ours, theirs):
     await checks.run(f"mutual_presence_{peer}", lambda: check_mutual_presence(ours, theirs))
 
 
-async def run(peer_names):
+async def omemo_log_in(client, contact):
+    """Logs in (no presence yet: omemo_online() sends it, with caps) and checks the roster item
+    of the contact: subscription 'both', made by the peer's scenarios."""
+    await client.login()
+    item = (await client.fetch_roster()).get(JID(contact).bare)
+    sub = item["subscription"] if item is not None else None
+    if sub != "both":
+        raise AssertionError(f"{client.label}'s roster item for {JID(contact).bare}: subscription {sub!r}, "
+                             "expected 'both' (from the subscription scenarios)")
+
+
+async def check_bundles(client, owner):
+    """client downloads owner's bundle of each namespace (pubsub items get to owner's bare JID,
+    across the server link) and finds owner's device id and identity key in it."""
+    own, _ = await (await owner.session_manager()).get_own_device_information()
+    for namespace in (OLD, TWO):
+        what = f"{NAMESPACE_NAMES[namespace]} bundle of {owner.boundjid.bare}'s device {own.device_id}"
+        try:
+            bundle = await asyncio.wait_for(
+                _download_bundle(client.plugin["xep_0060"], namespace, owner.boundjid.bare, own.device_id),
+                S2S_TIMEOUT)
+        except asyncio.TimeoutError:
+            raise AssertionError(f"{client.label}: no {what} within {S2S_TIMEOUT:.0f}s") from None
+        except Exception as error:  # noqa: BLE001 - the library's errors wrap the IQ error
+            raise AssertionError(f"{client.label}: downloading the {what} failed: {error!r} "
+                                 f"(cause: {error.__cause__!r})") from error
+        if bundle.device_id != own.device_id or bundle.identity_key != own.identity_key:
+            raise AssertionError(f"{client.label}: the {what} names device {bundle.device_id} with another "
+                                 "identity key than the device's own")
+
+
+async def check_omemo_peer(checks, peer):
+    """OMEMO between fresh devices of our user and the peer's, across the server link."""
+    ours = client_from_env("rempart", "rempart-omemo", OmemoClient, omemo_storage=MemoryStorage())
+    theirs = client_from_env(peer, f"{peer}-omemo", OmemoClient, omemo_storage=MemoryStorage())
+    checks.clients.extend((ours, theirs))
+    print(f"=== OMEMO across federation (Rempart <-> {peer}: {ours.jid} <-> {theirs.jid})")
+    devices = {}
+
+    async def log_in_both():
+        await omemo_log_in(ours, theirs.jid)
+        await omemo_log_in(theirs, ours.jid)
+
+    async def device_lists():
+        devices[ours.label], devices[theirs.label] = await exchange_device_lists(ours, theirs)
+
+    async def bundles():
+        await check_bundles(ours, theirs)
+        await check_bundles(theirs, ours)
+
+    try:
+        if not await checks.run(f"omemo_{peer}_clients_log_in", log_in_both):
+            return
+        if not await checks.run(f"omemo_{peer}_device_lists_by_pep_across_servers", device_lists):
+            return
+        await checks.run(f"omemo_{peer}_bundles_across_servers", bundles)
+        # Each side starts one of the sessions (and downloads the bundle it needs for it).
+        for namespace, kind, sender, receiver, where in (
+            (OLD, "legacy", ours, theirs, f"rempart_to_{peer}"),
+            (OLD, "legacy", theirs, ours, f"{peer}_to_rempart"),
+            (TWO, "omemo2", theirs, ours, f"{peer}_to_rempart"),
+            (TWO, "omemo2", ours, theirs, f"rempart_to_{peer}"),
+        ):
+            body = f"{NAMESPACE_NAMES[namespace]} from {sender.boundjid.bare} to {receiver.boundjid.bare}: <ü> & 🔐"
+            await checks.run(
+                f"omemo_{kind}_{where}",
+                lambda: send_and_decrypt(sender, receiver, namespace, body, devices[sender.label], devices[receiver.label]))
+    finally:
+        for client in (ours, theirs):
+            await client.close()
+
+
+async def run(peer_names, omemo_peers):
     ours = client_from_env("rempart")
     peers = [client_from_env(name) for name in peer_names]
     checks = Checks([ours, *peers])
     if await checks.run("rempart_client_logs_in", lambda: log_in(ours)):
         for theirs in peers:
             await check_peer(checks, ours, theirs)
+        for peer in omemo_peers:
+            await check_omemo_peer(checks, peer)
     for client in (ours, *peers):
         await client.close()
     return checks.results
@@ -268,11 +368,13 @@ def main():
     parser.add_argument("--results", required=True)
     parser.add_argument("--peer", action="append", required=True,
                         help="a peer NAME, its user given by FED_<NAME>_JID, _PASSWORD, _C2S_PORT")
+    parser.add_argument("--omemo-peer", action="append", default=[],
+                        help="a peer NAME (also given with --peer) to run the OMEMO checks with")
     args = parser.parse_args()
     logging.getLogger().addHandler(TraceLogHandler(level=logging.WARNING))
     logging.getLogger().setLevel(logging.WARNING)
     logging.getLogger("asyncio").setLevel(logging.ERROR)
-    results = asyncio.run(run(args.peer))
+    results = asyncio.run(run(args.peer, args.omemo_peer))
     passed = sum(results)
     failed = len(results) - passed
     with open(args.results, "w") as out:
