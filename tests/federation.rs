@@ -372,7 +372,7 @@ async fn servers_connect_with_direct_tls_on_the_xmpp_server_protocol() {
     )
     .await;
     let refused = peer.expect("</failure>").await;
-    assert!(refused.contains("<not-authorized"), "{refused}");
+    assert!(refused.contains("<invalid-mechanism"), "{refused}");
 }
 
 #[tokio::test]
@@ -425,6 +425,13 @@ async fn a_spoofed_from_on_a_stream_authenticated_with_sasl_external_is_rejected
         features.contains("<mechanism>EXTERNAL</mechanism>"),
         "{features}"
     );
+    // Another domain than the certificate's and the header's is refused; then the right one.
+    peer.send(
+        "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='EXTERNAL'>Yy50ZXN0</auth>",
+    )
+    .await;
+    let refused = peer.expect("</failure>").await;
+    assert!(refused.contains("<invalid-authzid"), "{refused}");
     peer.send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='EXTERNAL'>=</auth>")
         .await;
     peer.expect("<success").await;

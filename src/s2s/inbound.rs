@@ -258,23 +258,23 @@ async fn sasl_external(stream: &mut Stream, auth: &Element) -> Result<Option<Str
             .ok()
             .and_then(|bytes| String::from_utf8(bytes).ok()),
     };
-    let accepted = stream.external_offered
-        && auth.get_attr("mechanism") == Some("EXTERNAL")
-        && requested.is_some()
-        && requested == stream.claimed;
-    let write = if accepted {
-        stream
-            .writer
-            .write_element(&Element::new("success", ns::SASL))
-            .await
+    let refusal = if !stream.external_offered || auth.get_attr("mechanism") != Some("EXTERNAL") {
+        Some(SaslFailure::InvalidMechanism)
+    } else if requested.is_none() || requested != stream.claimed {
+        Some(SaslFailure::InvalidAuthzid)
     } else {
-        stream
-            .writer
-            .write_element(&SaslFailure::NotAuthorized.to_element())
-            .await
+        None
     };
-    write.map_err(|_| StreamError::new(StreamErrorCondition::UndefinedCondition))?;
-    Ok(if accepted { requested } else { None })
+    let answer = match refusal {
+        Some(failure) => failure.to_element(),
+        None => Element::new("success", ns::SASL),
+    };
+    stream
+        .writer
+        .write_element(&answer)
+        .await
+        .map_err(|_| StreamError::new(StreamErrorCondition::UndefinedCondition))?;
+    Ok(if refusal.is_none() { requested } else { None })
 }
 
 /// How a dialback request for `from` is judged before asking its authoritative server.
