@@ -46,12 +46,7 @@ async fn login_with_interest(
     nodes: &[&str],
 ) -> RawClient {
     let mut client = RawClient::login(server, user, password, resource).await;
-    client
-        .iq(
-            "r0",
-            "<iq type='get' id='r0'><query xmlns='jabber:iq:roster'/></iq>",
-        )
-        .await;
+    client.request_roster().await;
     let info = DiscoInfo {
         node: None,
         identities: vec![Identity::new("client", "pc").named(&format!("{user}/{resource}"))],

@@ -7,21 +7,8 @@ use common::{RawClient, TestServer};
 async fn two_users(server: &TestServer) -> (RawClient, RawClient) {
     server.add_user("alice@localhost", "wonderland").await;
     server.add_user("bob@localhost", "builder").await;
-    let mut alice = RawClient::login(server, "alice", "wonderland", "a").await;
-    let mut bob = RawClient::login(server, "bob", "builder", "b").await;
-    alice
-        .iq(
-            "r0",
-            "<iq type='get' id='r0'><query xmlns='jabber:iq:roster'/></iq>",
-        )
-        .await;
-    bob.iq(
-        "r0",
-        "<iq type='get' id='r0'><query xmlns='jabber:iq:roster'/></iq>",
-    )
-    .await;
-    alice.available().await;
-    bob.available().await;
+    let alice = RawClient::online(server, "alice", "wonderland", "a").await;
+    let bob = RawClient::online(server, "bob", "builder", "b").await;
     (alice, bob)
 }
 

@@ -130,21 +130,8 @@ pub async fn pair_configured(
     }
     a.add_user("alice@a.test", "wonderland").await;
     b.add_user("bob@b.test", "builder").await;
-    let mut alice = RawClient::login(&a, "alice", "wonderland", "r").await;
-    let mut bob = RawClient::login(&b, "bob", "builder", "r").await;
-    alice
-        .iq(
-            "r0",
-            "<iq type='get' id='r0'><query xmlns='jabber:iq:roster'/></iq>",
-        )
-        .await;
-    bob.iq(
-        "r0",
-        "<iq type='get' id='r0'><query xmlns='jabber:iq:roster'/></iq>",
-    )
-    .await;
-    alice.available().await;
-    bob.available().await;
+    let alice = RawClient::online(&a, "alice", "wonderland", "r").await;
+    let bob = RawClient::online(&b, "bob", "builder", "r").await;
     (a, b, alice, bob)
 }
 

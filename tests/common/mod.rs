@@ -606,6 +606,29 @@ impl RawClient {
         client
     }
 
+    /// Asks for the roster, which makes the session interested in roster pushes and
+    /// presence (RFC 6121 §2.1.2, §4.2).
+    pub async fn request_roster(&mut self) {
+        self.iq(
+            "r0",
+            "<iq type='get' id='r0'><query xmlns='jabber:iq:roster'/></iq>",
+        )
+        .await;
+    }
+
+    /// A session that asked for its roster and is available: a user as clients present it.
+    pub async fn online(
+        server: &TestServer,
+        user: &str,
+        password: &str,
+        resource: &str,
+    ) -> RawClient {
+        let mut client = RawClient::login(server, user, password, resource).await;
+        client.request_roster().await;
+        client.available().await;
+        client
+    }
+
     /// Sends initial presence and waits for its reflection.
     pub async fn available(&mut self) {
         self.send("<presence/>").await;
