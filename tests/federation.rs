@@ -569,3 +569,44 @@ async fn an_inbound_stream_that_proves_nothing_is_closed_with_connection_timeout
     let reply = peer.read_to_close().await;
     assert!(reply.contains("<connection-timeout"), "{reply}");
 }
+
+#[tokio::test]
+async fn a_slow_authoritative_server_delays_nothing_else_on_the_stream() {
+    let port = free_port();
+    let authority = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let authority_port = authority.local_addr().expect("address").port();
+    let extra = format!(
+        "[[listeners]]\nkind = \"s2s\"\naddress = \"127.0.0.1:{port}\"\n[s2s]\nconnect_timeout_secs = 30\n[s2s.routes]\n\"x.test\" = \"127.0.0.1:{authority_port}\"\n"
+    );
+    let server = TestServer::start_domain("b.test", &extra).await;
+    let address = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let server_header = header("b.test")
+        .replace("jabber:client", "jabber:server")
+        .replace("to='b.test'", "to='b.test' from='x.test'")
+        .replace(
+            "xmlns='jabber:server'",
+            "xmlns='jabber:server' xmlns:db='jabber:server:dialback'",
+        );
+    let mut peer = RawClient::connect(address).await;
+    peer.send(&server_header).await;
+    peer.expect("</stream:features>").await;
+    let mut peer = peer.starttls(&server).await;
+    peer.send(&server_header).await;
+    peer.expect("</stream:features>").await;
+    peer.send("<db:result from='x.test' to='b.test'>0123456789abcdef</db:result>")
+        .await;
+    // b.test asks x.test's authority, which accepts the connection and says nothing.
+    let (held, _) = authority.accept().await.expect("b.test asks the authority");
+    peer.send("<db:verify from='x.test' to='b.test' id='other'>0123</db:verify>")
+        .await;
+    let verify = peer.expect("</db:verify>").await;
+    assert!(
+        verify.contains("type='invalid'") && !verify.contains("<db:result"),
+        "answered while the other request waits: {verify}"
+    );
+    drop(held);
+    let result = peer.expect("</db:result>").await;
+    assert!(result.contains("type='error'"), "{result}");
+}

@@ -19,7 +19,9 @@ use rempart_xep::stream::{features, StreamError, StreamErrorCondition};
 use rustls::pki_types::CertificateDer;
 use tokio::io::split;
 use tokio::net::TcpStream;
-use tokio::time::{timeout, timeout_at, Instant};
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio::time::{sleep_until, timeout, timeout_at, Instant};
 use tracing::{debug, info, info_span, Instrument};
 
 use crate::c2s::C2sContext;
@@ -278,100 +280,214 @@ async fn sasl_external(stream: &mut Stream, auth: &Element) -> Result<Option<Str
 }
 
 /// How a dialback request for `from` is judged before asking its authoritative server.
-fn judge_dialback(s2s: &S2s, stream: &Stream, from: &str) -> Option<Verification> {
+fn judge_dialback(
+    s2s: &S2s,
+    peer_chain: &[CertificateDer<'static>],
+    from: &str,
+) -> Option<Verification> {
     match s2s.policy(from) {
         Policy::Deny => Some(Verification::Error(Condition::PolicyViolation)),
         // XEP-0344: a certificate valid for the domain already proves it.
-        _ if s2s.anchors.verify(&stream.peer_chain, from).is_ok() => Some(Verification::Valid),
+        _ if s2s.anchors.verify(peer_chain, from).is_ok() => Some(Verification::Valid),
         Policy::RequireValidCert => Some(Verification::Error(Condition::NotAuthorized)),
         Policy::Dialback => None,
     }
 }
 
-/// The authenticated part of the stream: dialback requests and stanzas.
-async fn receive(ctx: &C2sContext, s2s: &S2s, mut stream: Stream) -> Result<(), StreamError> {
+/// What the reader task passes on.
+type Read = Result<Incoming, ReadError>;
+
+/// A dialback request judged: (remote domain, local domain, verdict).
+type Judged = (String, String, Verification);
+
+/// What the start of the authenticated part found.
+#[derive(Default)]
+struct Start {
+    /// The domain SASL EXTERNAL proved, if any.
+    external: Option<String>,
+    /// The first thing read that was not SASL, to handle next.
+    pending: Option<Read>,
+}
+
+/// SASL EXTERNAL, when offered, comes before anything else (XEP-0178) and restarts the
+/// stream; the stream is handed back, with a stream error to send when it failed.
+async fn external_phase(
+    ctx: &C2sContext,
+    s2s: &S2s,
+    mut stream: Stream,
+    prove_by: Instant,
+) -> (Stream, Result<Start, StreamError>) {
+    while stream.external_offered {
+        let read = match timeout_at(prove_by, stream.reader.next()).await {
+            Ok(read) => read,
+            Err(_) => {
+                let error = StreamError::new(StreamErrorCondition::ConnectionTimeout);
+                return (stream, Err(error));
+            }
+        };
+        let auth = match read {
+            Ok(Incoming::Whitespace) => continue,
+            Ok(Incoming::Element(auth)) if auth.is("auth", ns::SASL) => auth,
+            other => {
+                let start = Start {
+                    external: None,
+                    pending: Some(other),
+                };
+                return (stream, Ok(start));
+            }
+        };
+        let domain = match sasl_external(&mut stream, &auth).await {
+            Ok(Some(domain)) => domain,
+            Ok(None) => continue,
+            Err(error) => return (stream, Err(error)),
+        };
+        info!(remote = %domain, "authenticated with SASL EXTERNAL");
+        // RFC 6120 §6.4.6: a new stream on the same connection, without SASL now.
+        stream.reader = stream.reader.restart();
+        stream.external_offered = false;
+        let reopened = match open_or_refuse(ctx, s2s, &mut stream.reader, &mut stream.writer).await
+        {
+            Ok(opened) => opened,
+            Err(error) => return (stream, Err(error)),
+        };
+        stream.local = reopened.local;
+        stream.id = reopened.id;
+        if let Err(error) = offer_features(&mut stream).await {
+            return (stream, Err(error));
+        }
+        let start = Start {
+            external: Some(domain),
+            pending: None,
+        };
+        return (stream, Ok(start));
+    }
+    (stream, Ok(Start::default()))
+}
+
+/// Passes on everything the peer sends; quick-xml's read is not cancel-safe, so it runs in a
+/// task of its own rather than in a `select!` arm.
+async fn read_all(mut reader: Reader, reads: mpsc::Sender<Read>) {
+    loop {
+        let read = reader.next().await;
+        let last = !matches!(read, Ok(Incoming::Element(_) | Incoming::Whitespace));
+        if reads.send(read).await.is_err() || last {
+            return;
+        }
+    }
+}
+
+/// The authenticated part of the stream: dialback requests, judged concurrently so a slow
+/// authoritative server delays nothing else, and stanzas.
+async fn receive(ctx: &C2sContext, s2s: &Arc<S2s>, stream: Stream) -> Result<(), StreamError> {
     // (remote domain, local domain) pairs proven on this stream.
     let mut proven: HashSet<(String, String)> = HashSet::new();
     // A peer proves a domain within the negotiation time, then may stay while it is not idle.
-    // A read cut short by the timeout is never resumed: the stream is closed.
     let prove_by = Instant::now() + ctx.negotiation_timeout();
     let idle = Duration::from_secs(s2s.config.idle_timeout_secs);
-    loop {
+    let (mut stream, start) = external_phase(ctx, s2s, stream, prove_by).await;
+    let Start {
+        external,
+        mut pending,
+    } = match start {
+        Ok(start) => start,
+        Err(error) => return fail(&mut stream.writer, error).await,
+    };
+    if let Some(domain) = external {
+        proven.insert((domain, stream.local.clone()));
+    }
+    let Stream {
+        reader,
+        mut writer,
+        local,
+        id,
+        peer_chain,
+        ..
+    } = stream;
+    let (reads_tx, mut reads) = mpsc::channel::<Read>(16);
+    let reader_task = tokio::spawn(read_all(reader, reads_tx));
+    let mut verifications: JoinSet<Judged> = JoinSet::new();
+    let outcome = loop {
         let wait_until = if proven.is_empty() {
             prove_by
         } else {
             Instant::now() + idle
         };
-        let incoming = match timeout_at(wait_until, stream.reader.next()).await {
-            Ok(Ok(incoming)) => incoming,
-            Ok(Err(ReadError::Stream(error))) => return fail(&mut stream.writer, error).await,
-            Ok(Err(ReadError::Closed(_))) => return Ok(()),
-            Err(_) => {
-                let error = StreamError::new(StreamErrorCondition::ConnectionTimeout);
-                return fail(&mut stream.writer, error).await;
-            }
+        let read = match pending.take() {
+            Some(read) => read,
+            None => tokio::select! {
+                read = reads.recv() => match read {
+                    Some(read) => read,
+                    None => break Ok(()),
+                },
+                Some(judged) = verifications.join_next() => {
+                    let Ok((from, to, verification)) = judged else { continue };
+                    if answer_dialback(&mut writer, &from, &to, verification).await.is_err() {
+                        break Ok(());
+                    }
+                    if verification == Verification::Valid {
+                        proven.insert((from, to));
+                    }
+                    continue;
+                }
+                () = sleep_until(wait_until) => {
+                    let error = StreamError::new(StreamErrorCondition::ConnectionTimeout);
+                    break fail(&mut writer, error).await;
+                }
+            },
         };
-        let element = match incoming {
-            Incoming::Whitespace => continue,
-            Incoming::StreamEnd => {
-                let _ = stream.writer.close().await;
-                return Ok(());
+        let element = match read {
+            Ok(Incoming::Element(element)) => element,
+            Ok(Incoming::Whitespace) => continue,
+            Ok(Incoming::StreamEnd) => {
+                let _ = writer.close().await;
+                break Ok(());
             }
-            Incoming::Element(element) => element,
+            Err(ReadError::Stream(error)) => break fail(&mut writer, error).await,
+            Err(ReadError::Closed(_)) => break Ok(()),
         };
         if element.is("auth", ns::SASL) {
-            let Some(domain) = sasl_external(&mut stream, &element).await? else {
-                continue;
-            };
-            info!(remote = %domain, "authenticated with SASL EXTERNAL");
-            proven.insert((domain, stream.local.clone()));
-            // RFC 6120 §6.4.6: a new stream on the same connection, without SASL this time.
-            stream.reader = stream.reader.restart();
-            let opened = open_or_refuse(ctx, s2s, &mut stream.reader, &mut stream.writer).await?;
-            stream.local = opened.local;
-            stream.id = opened.id;
-            stream.external_offered = false;
-            offer_features(&mut stream).await?;
+            // Only at the start, and only once.
+            let refused = SaslFailure::InvalidMechanism.to_element();
+            if writer.write_element(&refused).await.is_err() {
+                break Ok(());
+            }
             continue;
         }
         if element.is("result", ns::DIALBACK) {
             let (Some(from), Some(to)) = (element.get_attr("from"), element.get_attr("to")) else {
-                return fail(
-                    &mut stream.writer,
+                break fail(
+                    &mut writer,
                     StreamError::new(StreamErrorCondition::ImproperAddressing),
                 )
                 .await;
             };
             if !ctx.router.is_local_domain(to) {
-                return fail(
-                    &mut stream.writer,
+                break fail(
+                    &mut writer,
                     StreamError::new(StreamErrorCondition::HostUnknown),
                 )
                 .await;
             }
-            let verification = match judge_dialback(s2s, &stream, from) {
-                Some(verification) => verification,
-                None => {
-                    s2s.verify_with_authority(to, from, &stream.id, &element.text_content())
+            let (from, to) = (from.to_owned(), to.to_owned());
+            match judge_dialback(s2s, &peer_chain, &from) {
+                Some(verification) => {
+                    if answer_dialback(&mut writer, &from, &to, verification)
                         .await
+                        .is_err()
+                    {
+                        break Ok(());
+                    }
+                    if verification == Verification::Valid {
+                        proven.insert((from, to));
+                    }
                 }
-            };
-            info!(remote = from, ?verification, "dialback verification");
-            let answer = Element::new("result", ns::DIALBACK)
-                .attr("from", to)
-                .attr("to", from);
-            let answer = match verification {
-                Verification::Valid => answer.attr("type", "valid"),
-                Verification::Invalid => answer.attr("type", "invalid"),
-                Verification::Error(condition) => answer
-                    .attr("type", "error")
-                    .child(StanzaError::new(condition).to_element()),
-            };
-            if stream.writer.write_element(&answer).await.is_err() {
-                return Ok(());
-            }
-            if verification == Verification::Valid {
-                proven.insert((from.to_owned(), to.to_owned()));
+                None => {
+                    let (s2s, id, key) = (s2s.clone(), id.clone(), element.text_content());
+                    verifications.spawn(async move {
+                        let verification = s2s.verify_with_authority(&to, &from, &id, &key).await;
+                        (from, to, verification)
+                    });
+                }
             }
             continue;
         }
@@ -386,20 +502,20 @@ async fn receive(ctx: &C2sContext, s2s: &S2s, mut stream: Stream) -> Result<(), 
                 .attr("to", from)
                 .attr("id", id)
                 .attr("type", if valid { "valid" } else { "invalid" });
-            if stream.writer.write_element(&answer).await.is_err() {
-                return Ok(());
+            if writer.write_element(&answer).await.is_err() {
+                break Ok(());
             }
             continue;
         }
         if element.is("error", ns::STREAM) {
             // RFC 6120 §4.9: a stream error is final; close without answering with another.
             debug!("the peer sent a stream error");
-            let _ = stream.writer.close().await;
-            return Ok(());
+            let _ = writer.close().await;
+            break Ok(());
         }
         if StanzaKind::of(&element).is_none() {
             let error = StreamError::new(StreamErrorCondition::UnsupportedStanzaType);
-            return fail(&mut stream.writer, error).await;
+            break fail(&mut writer, error).await;
         }
         let domain_of = |attr: &str| {
             element
@@ -409,12 +525,11 @@ async fn receive(ctx: &C2sContext, s2s: &S2s, mut stream: Stream) -> Result<(), 
         };
         let (Some(from_domain), Some(to_domain)) = (domain_of("from"), domain_of("to")) else {
             let error = StreamError::new(StreamErrorCondition::ImproperAddressing);
-            return fail(&mut stream.writer, error).await;
+            break fail(&mut writer, error).await;
         };
-        let served = ctx.router.is_local_domain(&to_domain);
-        if !served {
+        if !ctx.router.is_local_domain(&to_domain) {
             let error = StreamError::new(StreamErrorCondition::HostUnknown);
-            return fail(&mut stream.writer, error).await;
+            break fail(&mut writer, error).await;
         }
         // A service domain of ours (pubsub.<host>) is reached under the host it belongs to.
         let authorised = proven.iter().any(|(remote, local)| {
@@ -422,13 +537,37 @@ async fn receive(ctx: &C2sContext, s2s: &S2s, mut stream: Stream) -> Result<(), 
                 && (*local == to_domain || to_domain.ends_with(&format!(".{local}")))
         });
         if !authorised {
-            return fail(&mut stream.writer, invalid_from()).await;
+            break fail(&mut writer, invalid_from()).await;
         }
         let mut stanza = element;
         stanza.rename_ns(ns::SERVER, ns::CLIENT);
-        debug!(id = stanza.get_attr("id"), local = %stream.local, "stanza from a remote server");
+        debug!(id = stanza.get_attr("id"), %local, "stanza from a remote server");
         ctx.router.route(stanza).await;
-    }
+    };
+    reader_task.abort();
+    verifications.abort_all();
+    outcome
+}
+
+/// Answers a dialback request with the verdict (errors as XEP-0220 §2.5 describes).
+async fn answer_dialback(
+    writer: &mut Writer,
+    from: &str,
+    to: &str,
+    verification: Verification,
+) -> std::io::Result<()> {
+    info!(remote = from, ?verification, "dialback verification");
+    let answer = Element::new("result", ns::DIALBACK)
+        .attr("from", to)
+        .attr("to", from);
+    let answer = match verification {
+        Verification::Valid => answer.attr("type", "valid"),
+        Verification::Invalid => answer.attr("type", "invalid"),
+        Verification::Error(condition) => answer
+            .attr("type", "error")
+            .child(StanzaError::new(condition).to_element()),
+    };
+    writer.write_element(&answer).await
 }
 
 async fn fail(writer: &mut Writer, error: StreamError) -> Result<(), StreamError> {
