@@ -610,3 +610,36 @@ async fn a_slow_authoritative_server_delays_nothing_else_on_the_stream() {
     let result = peer.expect("</db:result>").await;
     assert!(result.contains("type='error'"), "{result}");
 }
+
+#[tokio::test]
+async fn a_domain_proven_with_sasl_external_does_not_cover_our_service_domains() {
+    let ca = TestCa::new();
+    let port = free_port();
+    let side = Side {
+        s2s: ca.trusted(),
+        tls: ca.serving("b.test", "b.test"),
+        ..Side::default()
+    };
+    let server = TestServer::start_domain("b.test", &s2s_config_with(port, &[], &side)).await;
+    let address = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let server_header = header("b.test")
+        .replace("jabber:client", "jabber:server")
+        .replace("to='b.test'", "to='b.test' from='a.test'");
+    let mut peer = RawClient::connect(address).await;
+    peer.send(&server_header).await;
+    peer.expect("</stream:features>").await;
+    let (chain, key) = ca.identity("a.test");
+    let mut peer = peer.starttls_presenting(&server, chain, key).await;
+    peer.send(&server_header).await;
+    peer.expect("</stream:features>").await;
+    peer.send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='EXTERNAL'>=</auth>")
+        .await;
+    peer.expect("<success").await;
+    peer.send(&server_header).await;
+    peer.expect("</stream:features>").await;
+    // (a.test, b.test) is proven; (a.test, pubsub.b.test) needs a dialback request of its own.
+    peer.send("<iq from='carol@a.test/x' to='pubsub.b.test' type='get' id='d1'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>")
+        .await;
+    let reply = peer.read_to_close().await;
+    assert!(reply.contains("<invalid-from"), "{reply}");
+}

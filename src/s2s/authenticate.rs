@@ -17,7 +17,7 @@ pub fn judge_certificate(
     remote: &str,
     observe: Observer<'_>,
 ) -> Result<(), ConnectError> {
-    let policy = s2s.config.policy(remote);
+    let policy = s2s.policy(remote);
     match s2s.anchors.verify(&stream.peer_chain, remote) {
         Ok(()) => {
             observe("certificate", format!("valid for {remote}"));

@@ -517,25 +517,20 @@ async fn receive(ctx: &C2sContext, s2s: &Arc<S2s>, stream: Stream) -> Result<(),
             let error = StreamError::new(StreamErrorCondition::UnsupportedStanzaType);
             break fail(&mut writer, error).await;
         }
-        let domain_of = |attr: &str| {
-            element
-                .get_attr(attr)
-                .and_then(|value| jid::Jid::new(value).ok())
-                .map(|j| j.domain().to_string())
-        };
-        let (Some(from_domain), Some(to_domain)) = (domain_of("from"), domain_of("to")) else {
+        let address = |attr: &str| element.get_attr(attr).and_then(|v| jid::Jid::new(v).ok());
+        let (Some(from), Some(to)) = (address("from"), address("to")) else {
             let error = StreamError::new(StreamErrorCondition::ImproperAddressing);
             break fail(&mut writer, error).await;
         };
-        if !ctx.router.is_local_domain(&to_domain) {
+        let (from_domain, to_domain) = (from.domain().as_str(), to.domain().as_str());
+        if !ctx.router.is_local_domain(to_domain) {
             let error = StreamError::new(StreamErrorCondition::HostUnknown);
             break fail(&mut writer, error).await;
         }
-        // A service domain of ours (pubsub.<host>) is reached under the host it belongs to.
-        let authorised = proven.iter().any(|(remote, local)| {
-            *remote == from_domain
-                && (*local == to_domain || to_domain.ends_with(&format!(".{local}")))
-        });
+        // Each (sender domain, our domain) pair is proven on its own, service domains too.
+        let authorised = proven
+            .iter()
+            .any(|(remote, ours)| remote == from_domain && ours == to_domain);
         if !authorised {
             break fail(&mut writer, invalid_from()).await;
         }

@@ -229,20 +229,20 @@ impl S2s {
         }
         let key = (local.clone(), remote.clone());
         let mut links = self.links.lock().unwrap_or_else(|e| e.into_inner());
-        // The pair's own link, or else (piggybacking) an established link from another of our
-        // domains to the same peer, which proves this domain with dialback before its stanzas.
-        let existing = links.get(&key).cloned().or_else(|| {
-            links
+        // Without a link of its own, the pair piggybacks on an established link from another
+        // of our domains to the same peer, which proves this domain with dialback first.
+        if !links.contains_key(&key) {
+            let shared = links
                 .iter()
                 .find(|((_, to), link)| *to == remote && link.sharing.accepts(&local))
-                .map(|(_, link)| link.clone())
-        });
-        let stanza = match existing {
+                .map(|(_, link)| link.clone());
+            if let Some(link) = shared {
+                links.insert(key.clone(), link);
+            }
+        }
+        let stanza = match links.get(&key) {
             Some(link) => match link.queue.try_send(stanza) {
-                Ok(()) => {
-                    links.insert(key, link);
-                    return;
-                }
+                Ok(()) => return,
                 Err(mpsc::error::TrySendError::Full(stanza)) => {
                     drop(links);
                     router.bounce(&stanza, Condition::RemoteServerTimeout);

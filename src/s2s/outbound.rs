@@ -8,7 +8,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use jid::Jid;
 use rempart_xep::element::Element;
 use rempart_xep::ns;
 use rempart_xep::stanza::Condition;
@@ -144,16 +143,17 @@ async fn pump(
         target.sharing.open.store(true, Ordering::Relaxed);
     }
     let idle = Duration::from_secs(s2s.config.idle_timeout_secs);
+    let idle_timer = tokio::time::sleep(idle);
+    tokio::pin!(idle_timer);
     loop {
         tokio::select! {
             stanza = queue.recv() => {
                 let Some(stanza) = stanza else { break };
-                let domain = stanza
-                    .get_attr("from")
-                    .and_then(|from| Jid::new(from).ok())
-                    .map(|from| from.domain().to_string())
-                    .unwrap_or_default();
-                if !proven.contains(&domain) {
+                idle_timer.as_mut().reset(tokio::time::Instant::now() + idle);
+                // `S2s::send` validated the sender's address: only its domain is needed here.
+                let domain = stanza.get_attr("from").map(domain_part).unwrap_or_default();
+                if !proven.contains(domain) {
+                    let domain = domain.to_owned();
                     let proof = prove(s2s, target, &peer_stream_id, &domain, &mut writer, &mut answers);
                     if let Err(error) = proof.await {
                         info!(%domain, %error, "piggybacked domain refused");
@@ -177,7 +177,7 @@ async fn pump(
                     break;
                 }
             }
-            () = tokio::time::sleep(idle) => {
+            () = &mut idle_timer => {
                 debug!("idle link closed");
                 break;
             }
@@ -186,6 +186,12 @@ async fn pump(
     target.sharing.open.store(false, Ordering::Relaxed);
     let _ = writer.close().await;
     watcher.abort();
+}
+
+/// The domain of a valid JID: without the local part and the resource.
+fn domain_part(jid: &str) -> &str {
+    let bare = jid.split_once('/').map_or(jid, |(bare, _)| bare);
+    bare.rsplit_once('@').map_or(bare, |(_, domain)| domain)
 }
 
 /// Proves a further local `domain` on the established stream with dialback (XEP-0220 §2.7):
@@ -215,5 +221,18 @@ async fn prove(
         if let Some(outcome) = authenticate::dialback_outcome(&answer, domain, &target.remote) {
             return outcome;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::domain_part;
+
+    #[test]
+    fn the_domain_part_drops_the_local_part_and_the_resource() {
+        assert_eq!(domain_part("alice@a.example/phone@home"), "a.example");
+        assert_eq!(domain_part("alice@a.example"), "a.example");
+        assert_eq!(domain_part("a.example/resource"), "a.example");
+        assert_eq!(domain_part("a.example"), "a.example");
     }
 }
