@@ -5,7 +5,7 @@
 //! OMEMO (XEP-0384), avatars (XEP-0084), OpenPGP keys (XEP-0373), bookmarks (XEP-0402) and
 //! public/private storage (XEP-0222/0223) are all plain uses of it.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -226,7 +226,11 @@ impl ServicePolicy for AccountService {
             .entries(router, &self.owner)
             .await
             .unwrap_or_default();
-        let remote = self.remote.interested(&self.owner, node);
+        // Remote resources grouped by contact once, not scanned per roster entry.
+        let mut remote: HashMap<BareJid, Vec<FullJid>> = HashMap::new();
+        for resource in self.remote.interested(&self.owner, node) {
+            remote.entry(resource.to_bare()).or_default().push(resource);
+        }
         for (contact, entry) in contacts {
             if !entry.subscription.has_from() {
                 continue;
@@ -242,7 +246,7 @@ impl ServicePolicy for AccountService {
             if router.config.serves(contact.domain().as_str()) {
                 Self::interested(router, &contact, node, &mut targets);
             } else {
-                targets.extend(remote.iter().filter(|r| r.to_bare() == contact).cloned());
+                targets.extend(remote.remove(&contact).unwrap_or_default());
             }
         }
         targets
@@ -324,6 +328,14 @@ impl LastItems {
     /// Sends the last item of every node `session` asked for, from its own account and from
     /// each local contact whose node it may read (XEP-0163 §6.2).
     async fn send_last_items(&self, router: &Router, session: &FullJid) {
+        // Most sessions come online before their caps are known: nothing is wanted yet, and
+        // the roster need not be read.
+        let wants_items = router.sessions.get(session).is_some_and(|entry| {
+            entry.presence.available.is_some() && !entry.presence.notify.is_empty()
+        });
+        if !wants_items {
+            return;
+        }
         let user = session.to_bare();
         let mut owners = vec![user.clone()];
         for (contact, roster_entry) in self

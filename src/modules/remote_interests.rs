@@ -35,6 +35,15 @@ struct Known {
 }
 
 impl Known {
+    /// Whether `contact` is tracked with `ver` already (its subscription was checked then,
+    /// and losing it would have removed the entry).
+    fn is_current(&self, owner: &BareJid, contact: &FullJid, ver: &str) -> bool {
+        self.by_owner
+            .get(owner)
+            .and_then(|resources| resources.get(contact))
+            .is_some_and(|resource| resource.ver == ver)
+    }
+
     /// Notes that `contact` announced `ver`; true when its interests must be learnt.
     fn remember(&mut self, owner: &BareJid, contact: &FullJid, ver: &str) -> bool {
         let resources = self.by_owner.entry(owner.clone()).or_default();
@@ -234,6 +243,10 @@ impl RemoteInterests {
             self.known().forget(owner, |jid| *jid == contact);
             return;
         };
+        // Most presences repeat a known ver (a status change): no roster read for those.
+        if self.known().is_current(owner, &contact, &caps.ver) {
+            return;
+        }
         if !self.subscribed(router, owner, &contact.to_bare()).await {
             return;
         }

@@ -224,7 +224,7 @@ impl Request<'_> {
             message.set_attr("from", self.service.address());
             message.set_attr("to", target.to_string());
             // Local sessions directly, subscribers on other servers over their link.
-            self.router.send_local(message);
+            self.router.send_to(&target, message);
         }
     }
 

@@ -95,7 +95,7 @@ impl Router {
             .attr("from", from)
             .attr("to", to.to_string())
             .child(payload);
-        if !self.send_to_resource(to, request) {
+        if !self.send_to(&Jid::from(to.clone()), request) {
             self.queries.forget(&id);
             return None;
         }
@@ -260,16 +260,6 @@ impl Router {
         &self.s2s
     }
 
-    /// Sends a server-generated stanza to one resource: its local session if online (false
-    /// otherwise), or the link to its server.
-    pub fn send_to_resource(&self, jid: &FullJid, stanza: Element) -> bool {
-        if self.config.serves(jid.domain().as_str()) {
-            return self.send_to_full(jid, stanza);
-        }
-        self.send_remote(stanza);
-        true
-    }
-
     /// Delivers a stanza to a local full JID if it is online; false otherwise.
     pub fn send_to_full(&self, jid: &FullJid, stanza: Element) -> bool {
         match self.sessions.get(jid) {
@@ -278,24 +268,28 @@ impl Router {
         }
     }
 
-    /// Delivers a server-generated reply to its local `to` (full JIDs only; bare JIDs get
-    /// every session). Replies are never re-routed remotely here.
+    /// Delivers a server-generated stanza to its `to`: a local full JID's session, every
+    /// session of a local bare JID, or the link to a remote server.
     pub fn send_local(&self, stanza: Element) {
-        let Some(to) = stanza.get_attr("to").and_then(|t| Jid::new(t).ok()) else {
-            return;
-        };
-        if let Destination::Remote(_) = self.destination(&to) {
+        if let Some(to) = stanza.get_attr("to").and_then(|t| Jid::new(t).ok()) {
+            self.send_to(&to, stanza);
+        }
+    }
+
+    /// Like `send_local` with `to` already parsed; false when a local recipient is offline.
+    pub fn send_to(&self, to: &Jid, stanza: Element) -> bool {
+        if let Destination::Remote(_) = self.destination(to) {
             self.send_remote(stanza);
-            return;
+            return true;
         }
         match to.try_as_full() {
-            Ok(full) => {
-                self.send_to_full(full, stanza);
-            }
+            Ok(full) => self.send_to_full(full, stanza),
             Err(bare) => {
-                for entry in self.sessions.of_account(bare) {
+                let sessions = self.sessions.of_account(bare);
+                for entry in &sessions {
                     entry.handle.send(stanza.clone());
                 }
+                !sessions.is_empty()
             }
         }
     }
