@@ -32,6 +32,7 @@ async fn private_xml_is_stored_and_returned_to_its_owner_only() {
         empty.contains("<prefs xmlns='urn:example:prefs'/>"),
         "{empty}"
     );
+    assert!(empty.contains("type='result'"), "{empty}");
     let foreign = bob
         .iq("g3", "<iq type='get' id='g3' to='alice@localhost'><query xmlns='jabber:iq:private'><storage xmlns='storage:bookmarks'/></query></iq>")
         .await;

@@ -310,6 +310,7 @@ async fn a_certificate_naming_another_domain_is_refused_under_the_strict_policy(
     // b.test cannot prove itself to a.test either: its dialback request is refused.
     let inbound = chat(&mut bob, "alice@a.test", "w2").await;
     assert!(inbound.contains("type='error'"), "{inbound}");
+    assert!(inbound.contains("<remote-server-not-found"), "{inbound}");
 }
 
 #[tokio::test]
@@ -323,6 +324,7 @@ async fn a_denied_domain_is_refused_both_ways() {
     assert!(outbound.contains("<policy-violation"), "{outbound}");
     let inbound = chat(&mut bob, "alice@a.test", "d2").await;
     assert!(inbound.contains("type='error'"), "{inbound}");
+    assert!(inbound.contains("<remote-server-not-found"), "{inbound}");
 }
 
 #[tokio::test]
@@ -639,6 +641,33 @@ async fn a_domain_proven_with_sasl_external_does_not_cover_our_service_domains()
     peer.expect("</stream:features>").await;
     // (a.test, b.test) is proven; (a.test, pubsub.b.test) needs a dialback request of its own.
     peer.send("<iq from='carol@a.test/x' to='pubsub.b.test' type='get' id='d1'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>")
+        .await;
+    let reply = peer.read_to_close().await;
+    assert!(reply.contains("<invalid-from"), "{reply}");
+}
+
+#[tokio::test]
+async fn a_forged_dialback_key_is_refused_by_the_authoritative_server() {
+    let (port_a, port_b) = (free_port(), free_port());
+    let _a = TestServer::start_domain("a.test", &s2s_config(port_a, &[])).await;
+    let b = TestServer::start_domain("b.test", &s2s_config(port_b, &[("a.test", port_a)])).await;
+    let address = std::net::SocketAddr::from(([127, 0, 0, 1], port_b));
+    let server_header = header("b.test").replace(
+        "xmlns='jabber:client'",
+        "xmlns='jabber:server' xmlns:db='jabber:server:dialback'",
+    );
+    let mut peer = RawClient::connect(address).await;
+    peer.send(&server_header).await;
+    peer.expect("</stream:features>").await;
+    let mut peer = peer.starttls(&b).await;
+    peer.send(&server_header).await;
+    peer.expect("</stream:features>").await;
+    // Not a.test's key: b.test asks a.test, which says so.
+    peer.send("<db:result from='a.test' to='b.test'>deadbeef</db:result>")
+        .await;
+    let answer = peer.expect("</db:result>").await;
+    assert!(answer.contains("type='invalid'"), "{answer}");
+    peer.send("<message from='mallory@a.test/x' to='bob@b.test' type='chat'><body>forged</body></message>")
         .await;
     let reply = peer.read_to_close().await;
     assert!(reply.contains("<invalid-from"), "{reply}");
