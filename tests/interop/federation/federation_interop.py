@@ -95,6 +95,11 @@ class Client(ClientXMPP):
         self.errors = []
         self.add_event_handler("message_error", lambda m: self.errors.append(str(m)))
         self.add_event_handler("presence_error", lambda p: self.errors.append(str(p)))
+        # Roster pushes (type set); slixmpp raises roster_update for get results too.
+        self.queues["roster_push"] = asyncio.Queue()
+        self.add_event_handler(
+            "roster_update",
+            lambda iq: iq["type"] == "set" and self.queues["roster_push"].put_nowait(iq))
 
     def send_raw(self, data):
         trace(self.label, "->", data)
@@ -154,6 +159,14 @@ class Client(ClientXMPP):
             self.abort()
 
 
+def roster_push_for(jid, subscription):
+    def matches(iq):
+        return any(JID(item_jid).bare == JID(jid).bare and item["subscription"] == subscription
+                   for item_jid, item in iq["roster"]["items"].items())
+
+    return matches
+
+
 def from_bare(jid):
     return lambda stanza: stanza["from"].bare == JID(jid).bare
 
@@ -187,19 +200,17 @@ async def check_subscription(requester, contact):
 async def check_mutual_presence(ours, theirs):
     """Both subscriptions done: each roster says 'both' and a fresh available presence of each
     reaches the other."""
-    deadline = time.monotonic() + S2S_TIMEOUT
     for client, other in ((ours, theirs), (theirs, ours)):
-        # A roster push for the final state may trail the approval: poll, bounded.
-        while True:
-            items = await client.fetch_roster()
-            state = items.get(other.boundjid.bare)
-            sub = state["subscription"] if state is not None else None
-            if sub == "both":
-                break
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{client.label}'s roster item for {other.boundjid.bare}: "
-                                     f"subscription {sub!r}, expected 'both'")
-            await asyncio.sleep(0.2)
+        # RFC 6121 pushes every change: wait for the push of the final state, then check the
+        # stored roster agrees.
+        await client.expect("roster_push", f"roster push with {other.boundjid.bare} in 'both'",
+                            roster_push_for(other.boundjid.bare, "both"))
+        items = await client.fetch_roster()
+        state = items.get(other.boundjid.bare)
+        sub = state["subscription"] if state is not None else None
+        if sub != "both":
+            raise AssertionError(f"{client.label}'s roster item for {other.boundjid.bare}: "
+                                 f"subscription {sub!r}, expected 'both'")
     for client in (ours, theirs):
         while not client.queues["presence_available"].empty():
             client.queues["presence_available"].get_nowait()
