@@ -163,35 +163,27 @@ impl OfflineModule {
         let Some(router) = router.handle() else {
             return;
         };
-        let account = session.jid.to_bare();
-        let first = self
-            .delivering
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(account.clone());
-        if !first {
-            return;
-        }
-        let delivering = self.delivering.clone();
-        let session = session.clone();
-        tokio::spawn(async move {
-            Self::deliver_stored(&router, &session).await;
-            delivering
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(&account);
-        });
-    }
-
-    async fn deliver_stored(router: &Router, session: &SessionHandle) {
-        let available_priority = router
+        // XEP-0160: a resource with negative priority gets no stored messages; it must not
+        // hold the account's delivery either.
+        let priority = router
             .sessions
             .get(&session.jid)
             .map(|e| e.presence.priority)
             .unwrap_or(0);
-        if available_priority < 0 {
+        if priority < 0 {
             return;
         }
+        let Some(mark) = DeliveryMark::take(&self.delivering, session.jid.to_bare()) else {
+            return;
+        };
+        let session = session.clone();
+        tokio::spawn(async move {
+            Self::deliver_stored(&router, &session).await;
+            drop(mark);
+        });
+    }
+
+    async fn deliver_stored(router: &Router, session: &SessionHandle) {
         let user_jid = session.jid.to_bare();
         let user = user_jid.node().map(|n| n.as_str()).unwrap_or_default();
         let store = Self::store(router, &user_jid);
@@ -248,6 +240,36 @@ impl EventHook for OfflineModule {
             }
             _ => Flow::Continue,
         }
+    }
+}
+
+/// The one running delivery of an account; released when dropped, even if the delivery task
+/// panics, so the account's next available resource is served.
+struct DeliveryMark {
+    delivering: Arc<Mutex<HashSet<BareJid>>>,
+    account: BareJid,
+}
+
+impl DeliveryMark {
+    /// The mark for `account`, unless a delivery already holds it.
+    fn take(delivering: &Arc<Mutex<HashSet<BareJid>>>, account: BareJid) -> Option<DeliveryMark> {
+        let first = delivering
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(account.clone());
+        first.then(|| DeliveryMark {
+            delivering: delivering.clone(),
+            account,
+        })
+    }
+}
+
+impl Drop for DeliveryMark {
+    fn drop(&mut self) {
+        self.delivering
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.account);
     }
 }
 
