@@ -170,9 +170,13 @@ class Omemo(OmemoTestCase):
         bob = self.omemo_client("bob", BOB, bob_storage)
         alice_device, bob_device = await self.contacts_online(alice, bob)
 
-        # bob closes his stream: no resource of his is left.
+        # bob closes his stream: the server tells alice he is gone, so no resource of his is
+        # left when she sends.
+        while not alice.queues["presence_unavailable"].empty():
+            alice.queues["presence_unavailable"].get_nowait()
         await bob.close()
-        self.assertIsNone(bob.transport, "bob's connection should be closed")
+        await alice.expect("presence_unavailable", "bob's unavailable presence",
+                           lambda p: p["from"].bare == BOB.bare)
 
         legacy_body = "Legacy OMEMO while Bob was offline."
         omemo2_body = "OMEMO 2 while Bob was offline."
