@@ -4,9 +4,9 @@
 mod common;
 
 use common::federation::{
-    befriend, chat, pair, pair_configured, s2s_config, s2s_config_with, Side, TestCa,
+    befriend, chat, pair, pair_configured, s2s_config, s2s_config_with, server_header, Side, TestCa,
 };
-use common::{free_port, header, RawClient, TestServer};
+use common::{free_port, RawClient, TestServer};
 
 #[tokio::test]
 async fn chat_crosses_to_the_other_server_and_back() {
@@ -91,12 +91,10 @@ async fn stanza_from_an_unproven_domain_gets_invalid_from() {
     let server = TestServer::start_domain("b.test", &s2s_config(port, &[])).await;
     let address = std::net::SocketAddr::from(([127, 0, 0, 1], port));
     let mut peer = RawClient::connect(address).await;
-    peer.send(&header("b.test").replace("jabber:client", "jabber:server"))
-        .await;
+    peer.send(&server_header("b.test", None)).await;
     peer.expect("</stream:features>").await;
     let mut peer = peer.starttls(&server).await;
-    peer.send(&header("b.test").replace("jabber:client", "jabber:server"))
-        .await;
+    peer.send(&server_header("b.test", None)).await;
     let features = peer.expect("</stream:features>").await;
     assert!(
         features.contains("urn:xmpp:features:dialback"),
@@ -114,8 +112,7 @@ async fn server_stream_to_a_foreign_domain_gets_host_unknown() {
     let _server = TestServer::start_domain("b.test", &s2s_config(port, &[])).await;
     let address = std::net::SocketAddr::from(([127, 0, 0, 1], port));
     let mut peer = RawClient::connect(address).await;
-    peer.send(&header("c.test").replace("jabber:client", "jabber:server"))
-        .await;
+    peer.send(&server_header("c.test", None)).await;
     let reply = peer.read_to_close().await;
     assert!(reply.contains("<host-unknown"), "{reply}");
 }
@@ -168,15 +165,11 @@ async fn dialback_with_an_unreachable_authority_is_answered_with_an_error() {
         TestServer::start_domain("b.test", &s2s_config(port, &[("a.test", free_port())])).await;
     let address = std::net::SocketAddr::from(([127, 0, 0, 1], port));
     let mut peer = RawClient::connect(address).await;
-    let server_header = header("b.test").replace("jabber:client", "jabber:server");
-    peer.send(&server_header).await;
+    let opening = server_header("b.test", None);
+    peer.send(&opening).await;
     peer.expect("</stream:features>").await;
     let mut peer = peer.starttls(&server).await;
-    peer.send(&server_header.replace(
-        "xmlns='jabber:server'",
-        "xmlns='jabber:server' xmlns:db='jabber:server:dialback'",
-    ))
-    .await;
+    peer.send(&opening).await;
     peer.expect("</stream:features>").await;
     peer.send("<db:result from='a.test' to='b.test'>0123456789abcdef</db:result>")
         .await;
@@ -191,11 +184,11 @@ async fn a_peer_stream_error_is_not_answered_with_another() {
     let server = TestServer::start_domain("b.test", &s2s_config(port, &[])).await;
     let address = std::net::SocketAddr::from(([127, 0, 0, 1], port));
     let mut peer = RawClient::connect(address).await;
-    let server_header = header("b.test").replace("jabber:client", "jabber:server");
-    peer.send(&server_header).await;
+    let opening = server_header("b.test", None);
+    peer.send(&opening).await;
     peer.expect("</stream:features>").await;
     let mut peer = peer.starttls(&server).await;
-    peer.send(&server_header).await;
+    peer.send(&opening).await;
     peer.expect("</stream:features>").await;
     peer.send("<stream:error><undefined-condition xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>")
         .await;
@@ -353,12 +346,7 @@ async fn servers_connect_with_direct_tls_on_the_xmpp_server_protocol() {
     let server = TestServer::start_domain("b.test", &extra).await;
     let address = std::net::SocketAddr::from(([127, 0, 0, 1], port));
     let mut peer = RawClient::connect_direct_tls_at(&server, address, b"xmpp-server").await;
-    peer.send(
-        &header("b.test")
-            .replace("jabber:client", "jabber:server")
-            .replace("to='b.test'", "to='b.test' from='a.test'"),
-    )
-    .await;
+    peer.send(&server_header("b.test", Some("a.test"))).await;
     let features = peer.expect("</stream:features>").await;
     assert!(
         features.contains("urn:xmpp:features:dialback"),
@@ -413,15 +401,13 @@ async fn a_spoofed_from_on_a_stream_authenticated_with_sasl_external_is_rejected
     let mut bob = RawClient::login(&server, "bob", "builder", "r").await;
     bob.available().await;
     let address = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    let server_header = header("b.test")
-        .replace("jabber:client", "jabber:server")
-        .replace("to='b.test'", "to='b.test' from='a.test'");
+    let opening = server_header("b.test", Some("a.test"));
     let mut peer = RawClient::connect(address).await;
-    peer.send(&server_header).await;
+    peer.send(&opening).await;
     peer.expect("</stream:features>").await;
     let (chain, key) = ca.identity("a.test");
     let mut peer = peer.starttls_presenting(&server, chain, key).await;
-    peer.send(&server_header).await;
+    peer.send(&opening).await;
     let features = peer.expect("</stream:features>").await;
     assert!(
         features.contains("<mechanism>EXTERNAL</mechanism>"),
@@ -437,7 +423,7 @@ async fn a_spoofed_from_on_a_stream_authenticated_with_sasl_external_is_rejected
     peer.send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='EXTERNAL'>=</auth>")
         .await;
     peer.expect("<success").await;
-    peer.send(&server_header).await;
+    peer.send(&opening).await;
     let restarted = peer.expect("</stream:features>").await;
     assert!(!restarted.contains("EXTERNAL"), "{restarted}");
     peer.send("<message from='carol@a.test/x' to='bob@b.test' type='chat' id='ok'><body>proven</body></message>")
@@ -562,11 +548,11 @@ async fn an_inbound_stream_that_proves_nothing_is_closed_with_connection_timeout
     let server = TestServer::start_domain("b.test", &extra).await;
     let address = std::net::SocketAddr::from(([127, 0, 0, 1], port));
     let mut peer = RawClient::connect(address).await;
-    let server_header = header("b.test").replace("jabber:client", "jabber:server");
-    peer.send(&server_header).await;
+    let opening = server_header("b.test", None);
+    peer.send(&opening).await;
     peer.expect("</stream:features>").await;
     let mut peer = peer.starttls(&server).await;
-    peer.send(&server_header).await;
+    peer.send(&opening).await;
     peer.expect("</stream:features>").await;
     let reply = peer.read_to_close().await;
     assert!(reply.contains("<connection-timeout"), "{reply}");
@@ -584,18 +570,12 @@ async fn a_slow_authoritative_server_delays_nothing_else_on_the_stream() {
     );
     let server = TestServer::start_domain("b.test", &extra).await;
     let address = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    let server_header = header("b.test")
-        .replace("jabber:client", "jabber:server")
-        .replace("to='b.test'", "to='b.test' from='x.test'")
-        .replace(
-            "xmlns='jabber:server'",
-            "xmlns='jabber:server' xmlns:db='jabber:server:dialback'",
-        );
+    let opening = server_header("b.test", Some("x.test"));
     let mut peer = RawClient::connect(address).await;
-    peer.send(&server_header).await;
+    peer.send(&opening).await;
     peer.expect("</stream:features>").await;
     let mut peer = peer.starttls(&server).await;
-    peer.send(&server_header).await;
+    peer.send(&opening).await;
     peer.expect("</stream:features>").await;
     peer.send("<db:result from='x.test' to='b.test'>0123456789abcdef</db:result>")
         .await;
@@ -624,20 +604,18 @@ async fn a_domain_proven_with_sasl_external_does_not_cover_our_service_domains()
     };
     let server = TestServer::start_domain("b.test", &s2s_config_with(port, &[], &side)).await;
     let address = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    let server_header = header("b.test")
-        .replace("jabber:client", "jabber:server")
-        .replace("to='b.test'", "to='b.test' from='a.test'");
+    let opening = server_header("b.test", Some("a.test"));
     let mut peer = RawClient::connect(address).await;
-    peer.send(&server_header).await;
+    peer.send(&opening).await;
     peer.expect("</stream:features>").await;
     let (chain, key) = ca.identity("a.test");
     let mut peer = peer.starttls_presenting(&server, chain, key).await;
-    peer.send(&server_header).await;
+    peer.send(&opening).await;
     peer.expect("</stream:features>").await;
     peer.send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='EXTERNAL'>=</auth>")
         .await;
     peer.expect("<success").await;
-    peer.send(&server_header).await;
+    peer.send(&opening).await;
     peer.expect("</stream:features>").await;
     // (a.test, b.test) is proven; (a.test, pubsub.b.test) needs a dialback request of its own.
     peer.send("<iq from='carol@a.test/x' to='pubsub.b.test' type='get' id='d1'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>")
@@ -652,15 +630,12 @@ async fn a_forged_dialback_key_is_refused_by_the_authoritative_server() {
     let _a = TestServer::start_domain("a.test", &s2s_config(port_a, &[])).await;
     let b = TestServer::start_domain("b.test", &s2s_config(port_b, &[("a.test", port_a)])).await;
     let address = std::net::SocketAddr::from(([127, 0, 0, 1], port_b));
-    let server_header = header("b.test").replace(
-        "xmlns='jabber:client'",
-        "xmlns='jabber:server' xmlns:db='jabber:server:dialback'",
-    );
+    let opening = server_header("b.test", None);
     let mut peer = RawClient::connect(address).await;
-    peer.send(&server_header).await;
+    peer.send(&opening).await;
     peer.expect("</stream:features>").await;
     let mut peer = peer.starttls(&b).await;
-    peer.send(&server_header).await;
+    peer.send(&opening).await;
     peer.expect("</stream:features>").await;
     // Not a.test's key: b.test asks a.test, which says so.
     peer.send("<db:result from='a.test' to='b.test'>deadbeef</db:result>")

@@ -161,3 +161,12 @@ pub async fn befriend(alice: &mut RawClient, bob: &mut RawClient) {
         .await;
     bob.expect_stanza("type='subscribed'").await;
 }
+
+/// The opening header of a server stream to `to` (from `from` when given), declaring the
+/// dialback namespace as XEP-0220 §2.1 requires.
+pub fn server_header(to: &str, from: Option<&str>) -> String {
+    let from = from.map(|f| format!(" from='{f}'")).unwrap_or_default();
+    format!(
+        "<?xml version='1.0'?><stream:stream to='{to}'{from} version='1.0' xmlns='jabber:server' xmlns:db='jabber:server:dialback' xmlns:stream='http://etherx.jabber.org/streams'>"
+    )
+}
