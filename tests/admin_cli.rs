@@ -177,6 +177,7 @@ fn acknowledged_account_survives_kill_9_on_redb() {
     acknowledged_account_survives_kill_9("redb");
 }
 
+#[cfg(feature = "sled")]
 #[test]
 fn acknowledged_account_survives_kill_9_on_sled() {
     acknowledged_account_survives_kill_9("sled");

@@ -866,6 +866,7 @@ macro_rules! every_backend {
         mod redb {
             run_with!(rempart::storage::BackendKind::Redb; $($behaviour),*);
         }
+        #[cfg(feature = "sled")]
         mod sled {
             run_with!(rempart::storage::BackendKind::Sled; $($behaviour),*);
         }
@@ -880,6 +881,7 @@ macro_rules! disk_backends {
         mod redb_on_disk {
             run_with!(rempart::storage::BackendKind::Redb; $($behaviour),*);
         }
+        #[cfg(feature = "sled")]
         mod sled_on_disk {
             run_with!(rempart::storage::BackendKind::Sled; $($behaviour),*);
         }

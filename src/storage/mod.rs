@@ -8,6 +8,7 @@ pub mod backend;
 mod keys;
 mod memory;
 mod redb_backend;
+#[cfg(feature = "sled")]
 mod sled_backend;
 mod stores;
 pub mod trees;
@@ -26,6 +27,7 @@ pub use trees::Tree;
 use keys::Scope;
 use memory::MemoryBackend;
 use redb_backend::RedbBackend;
+#[cfg(feature = "sled")]
 use sled_backend::SledBackend;
 use stores::{blocking, ArchiveLog};
 
@@ -65,6 +67,9 @@ pub enum StorageError {
     /// Creating the data directory or another filesystem operation failed.
     #[error("storage I/O error: {0}")]
     Io(#[from] std::io::Error),
+    /// The configured backend is behind a cargo feature this build was made without.
+    #[error("this build has no {0} backend; rebuild with `--features {0}`")]
+    NotBuiltIn(&'static str),
     /// The blocking task running a storage call panicked or was cancelled.
     #[error("storage task failed")]
     TaskFailed,
@@ -89,7 +94,7 @@ pub enum BackendKind {
     /// redb, the default: stable file format and crash-safe commits.
     #[default]
     Redb,
-    /// sled, kept from the design card.
+    /// sled, kept from the design card; only in builds with the `sled` feature.
     Sled,
     /// In-memory, lost on exit: for tests.
     Memory,
@@ -120,10 +125,13 @@ impl Storage {
                 std::fs::create_dir_all(data_dir)?;
                 Arc::new(RedbBackend::open(&data_dir.join("rempart.redb"))?)
             }
+            #[cfg(feature = "sled")]
             BackendKind::Sled => {
                 std::fs::create_dir_all(data_dir)?;
                 Arc::new(SledBackend::open(&data_dir.join("sled"))?)
             }
+            #[cfg(not(feature = "sled"))]
+            BackendKind::Sled => return Err(StorageError::NotBuiltIn("sled")),
         };
         prepare_schema(backend.as_ref())?;
         let archive_log = Arc::new(ArchiveLog::load(backend.as_ref())?);
