@@ -161,6 +161,13 @@ pub struct LimitsConfig {
     pub max_depth: usize,
     /// Most attributes accepted on one element.
     pub max_attributes: usize,
+    /// Largest approximate memory one parsed stanza may take, in bytes (many tiny elements
+    /// cost far more parsed than on the wire).
+    pub max_stanza_memory: usize,
+    /// Largest stream header accepted, in bytes.
+    pub max_stream_header_size: usize,
+    /// Most namespace declarations accepted on a stream header.
+    pub max_stream_header_declarations: usize,
     /// Seconds a connection may take to authenticate and bind.
     pub negotiation_timeout_secs: u64,
     /// Simultaneous connections accepted on all listeners.
@@ -188,6 +195,9 @@ impl Default for LimitsConfig {
             max_stanza_size: 256 * 1024,
             max_depth: 48,
             max_attributes: 64,
+            max_stanza_memory: 2 * 1024 * 1024,
+            max_stream_header_size: 4096,
+            max_stream_header_declarations: 8,
             negotiation_timeout_secs: 30,
             max_connections: 100_000,
             listen_backlog: 4096,

@@ -78,9 +78,12 @@ fn bind(address: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
 pub fn reader_limits(config: &Config) -> stream::reader::ReaderLimits {
     stream::reader::ReaderLimits {
         max_stanza_size: config.limits.max_stanza_size,
+        max_header_size: config.limits.max_stream_header_size,
+        max_header_declarations: config.limits.max_stream_header_declarations,
         structure: rempart_xep::parse::Limits {
             max_depth: config.limits.max_depth,
             max_attributes: config.limits.max_attributes,
+            max_tree_cost: config.limits.max_stanza_memory,
         },
     }
 }

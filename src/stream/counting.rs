@@ -34,6 +34,12 @@ impl<R> CountingReader<R> {
         self.consumed = 0;
     }
 
+    /// Starts counting anew against another limit (the stream header has its own).
+    pub fn reset_with_limit(&mut self, limit: usize) {
+        self.consumed = 0;
+        self.limit = limit;
+    }
+
     /// The wrapped reader.
     pub fn into_inner(self) -> R {
         self.inner

@@ -26,6 +26,10 @@ const KEEP_EVENT_BUFFER: usize = 16 * 1024;
 pub struct ReaderLimits {
     /// Largest stanza in bytes.
     pub max_stanza_size: usize,
+    /// Largest stream header in bytes.
+    pub max_header_size: usize,
+    /// Most namespace declarations on a stream header: each one applies to every stanza.
+    pub max_header_declarations: usize,
     /// Structural limits.
     pub structure: Limits,
 }
@@ -115,6 +119,19 @@ impl<R: AsyncRead + Unpin> XmlReader<R> {
 
     /// Reads up to and including the `<stream:stream>` start tag.
     pub async fn read_header(&mut self) -> Result<StreamHeader, ReadError> {
+        self.reader
+            .get_mut()
+            .get_mut()
+            .reset_with_limit(self.limits.max_header_size);
+        let header = self.read_header_start().await;
+        self.reader
+            .get_mut()
+            .get_mut()
+            .reset_with_limit(self.limits.max_stanza_size);
+        header
+    }
+
+    async fn read_header_start(&mut self) -> Result<StreamHeader, ReadError> {
         loop {
             self.buf.clear();
             let event = self
@@ -128,6 +145,12 @@ impl<R: AsyncRead + Unpin> XmlReader<R> {
                 Event::Start(start) => {
                     let resolved = resolve_start(&start, self.limits.structure, |_| None)
                         .map_err(ReadError::from)?;
+                    if resolved.declarations.len() > self.limits.max_header_declarations {
+                        return Err(stream_error(
+                            StreamErrorCondition::PolicyViolation,
+                            "too many namespace declarations on the stream header",
+                        ));
+                    }
                     let element = &resolved.element;
                     if element.name() != "stream" {
                         return Err(stream_error(
@@ -145,10 +168,9 @@ impl<R: AsyncRead + Unpin> XmlReader<R> {
                         .declarations
                         .iter()
                         .find(|(prefix, _)| prefix.is_empty())
-                        .map(|(_, uri)| uri.as_str());
+                        .map(|(_, uri)| &**uri);
                     let header = StreamHeader::from_element(element, content_ns);
                     self.builder = TreeBuilder::new(self.limits.structure, resolved.declarations);
-                    self.reset_counter();
                     return Ok(header);
                 }
                 Event::Eof => return Err(ReadError::Closed("before the stream header".into())),

@@ -1,8 +1,13 @@
 //! An owned XML element: what the reader produces and what every stanza handler works on.
 //!
-//! Escaping is done once, here, when an element is written.
+//! Escaping is done once, here, when an element is written, and every element is written
+//! self-contained: the namespaces it and its attributes use are declared on it, never
+//! borrowed from the stream header of the peer that sent it.
+//!
+//! Namespace URIs are shared (`Arc<str>`): a parser hands every element in the scope of one
+//! declaration the same allocation, so a long URI costs its bytes once, not once per element.
 
-use std::fmt::Write as _;
+use std::sync::Arc;
 
 use crate::ns;
 
@@ -15,24 +20,49 @@ pub enum Node {
     Text(String),
 }
 
+/// An attribute: its name as written (`id`, `xml:lang`, `p:key`), the namespace a prefixed
+/// name was bound to when parsed (so the writer can declare it), and its value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Attribute {
+    name: String,
+    ns: Option<Arc<str>>,
+    value: String,
+}
+
 /// An XML element with its namespace resolved, attributes in document order and children.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Element {
     name: String,
-    ns: String,
-    attrs: Vec<(String, String)>,
+    ns: Arc<str>,
+    attrs: Vec<Attribute>,
     children: Vec<Node>,
 }
 
 impl Element {
     /// A new empty element in namespace `ns`.
-    pub fn new(name: impl Into<String>, ns: impl Into<String>) -> Self {
+    pub fn new(name: impl Into<String>, ns: impl Into<Arc<str>>) -> Self {
         Element {
             name: name.into(),
             ns: ns.into(),
             attrs: Vec::new(),
             children: Vec::new(),
         }
+    }
+
+    /// Approximate heap cost of an element with this name, without attributes or children,
+    /// as a parser should account for it.
+    pub fn cost_of_name(name: &str) -> usize {
+        std::mem::size_of::<Node>() + name.len()
+    }
+
+    /// Approximate heap cost of one attribute, as a parser should account for it.
+    pub fn cost_of_attribute(name: &str, value: &str) -> usize {
+        std::mem::size_of::<Attribute>() + name.len() + value.len()
+    }
+
+    /// Approximate heap cost of a text node, as a parser should account for it.
+    pub fn cost_of_text(text: &str) -> usize {
+        std::mem::size_of::<Node>() + text.len()
     }
 
     /// Builder: sets an attribute.
@@ -73,29 +103,53 @@ impl Element {
 
     /// True when the element has this local name and namespace.
     pub fn is(&self, name: &str, ns: &str) -> bool {
-        self.name == name && self.ns == ns
+        self.name == name && &*self.ns == ns
     }
 
     /// The value of an attribute, if present.
     pub fn get_attr(&self, name: &str) -> Option<&str> {
         self.attrs
             .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
+            .find(|a| a.name == name)
+            .map(|a| a.value.as_str())
     }
 
-    /// Sets or replaces an attribute.
+    /// Sets or replaces an unprefixed (or `xml:`) attribute.
     pub fn set_attr(&mut self, name: &str, value: impl Into<String>) {
-        let value = value.into();
-        match self.attrs.iter_mut().find(|(n, _)| n == name) {
-            Some(slot) => slot.1 = value,
-            None => self.attrs.push((name.to_owned(), value)),
+        self.set_attr_in(name, None, value.into());
+    }
+
+    /// Sets or replaces an attribute whose prefixed name is bound to `ns` (used by the
+    /// parser, so that the writer can declare the prefix on this element).
+    pub fn set_prefixed_attr(&mut self, name: &str, ns: Arc<str>, value: impl Into<String>) {
+        self.set_attr_in(name, Some(ns), value.into());
+    }
+
+    fn set_attr_in(&mut self, name: &str, ns: Option<Arc<str>>, value: String) {
+        match self.attrs.iter_mut().find(|a| a.name == name) {
+            Some(slot) => {
+                slot.ns = ns;
+                slot.value = value;
+            }
+            None => self.attrs.push(Attribute {
+                name: name.to_owned(),
+                ns,
+                value,
+            }),
         }
     }
 
-    /// All attributes in document order.
+    /// Removes an attribute, returning its value.
+    pub fn remove_attr(&mut self, name: &str) -> Option<String> {
+        let index = self.attrs.iter().position(|a| a.name == name)?;
+        Some(self.attrs.remove(index).value)
+    }
+
+    /// All attributes in document order, by their names as written.
     pub fn attrs(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.attrs.iter().map(|(n, v)| (n.as_str(), v.as_str()))
+        self.attrs
+            .iter()
+            .map(|a| (a.name.as_str(), a.value.as_str()))
     }
 
     /// All child nodes.
@@ -142,8 +196,8 @@ impl Element {
     /// Moves this element and its descendants from namespace `from` to `to` (stanzas
     /// received as `jabber:server` are handled as `jabber:client`).
     pub fn rename_ns(&mut self, from: &str, to: &str) {
-        if self.ns == from {
-            self.ns = to.to_owned();
+        if &*self.ns == from {
+            self.ns = to.into();
         }
         for node in &mut self.children {
             if let Node::Element(child) = node {
@@ -172,8 +226,8 @@ impl Element {
     /// `stream_ns` (`jabber:client` or `jabber:server`).
     pub fn to_stream_xml(&self, stream_ns: &str) -> String {
         let mut out = String::with_capacity(256);
-        let parent = if self.ns == ns::CLIENT || self.ns == ns::SERVER {
-            self.ns.as_str()
+        let parent = if &*self.ns == ns::CLIENT || &*self.ns == ns::SERVER {
+            &*self.ns
         } else {
             stream_ns
         };
@@ -188,19 +242,41 @@ impl Element {
         out
     }
 
+    /// Serializes a top-level element written with a prefix bound on the stream header
+    /// (`stream:features`, `db:result`); its children are written as in a stream whose
+    /// content namespace is `content_ns`.
+    pub fn to_prefixed_xml(&self, prefix: &str, content_ns: &str) -> String {
+        let mut out = String::with_capacity(256);
+        out.push('<');
+        out.push_str(prefix);
+        out.push(':');
+        out.push_str(&self.name);
+        self.write_attrs_into(&mut out);
+        // Always an explicit end tag: stream-level elements are written that way by custom.
+        out.push('>');
+        for node in &self.children {
+            match node {
+                Node::Element(e) => e.write_into(&mut out, content_ns),
+                Node::Text(t) => escape_into(&mut out, t),
+            }
+        }
+        out.push_str("</");
+        out.push_str(prefix);
+        out.push(':');
+        out.push_str(&self.name);
+        out.push('>');
+        out
+    }
+
     fn write_into(&self, out: &mut String, parent_ns: &str) {
         out.push('<');
         out.push_str(&self.name);
-        if self.ns != parent_ns {
+        if &*self.ns != parent_ns {
             out.push_str(" xmlns='");
             escape_into(out, &self.ns);
             out.push('\'');
         }
-        for (name, value) in &self.attrs {
-            let _ = write!(out, " {name}='");
-            escape_into(out, value);
-            out.push('\'');
-        }
+        self.write_attrs_into(out);
         if self.children.is_empty() {
             out.push_str("/>");
             return;
@@ -215,6 +291,41 @@ impl Element {
         out.push_str("</");
         out.push_str(&self.name);
         out.push('>');
+    }
+
+    /// Writes the attributes, each prefix other than `xml` declared on this element.
+    fn write_attrs_into(&self, out: &mut String) {
+        for (index, attr) in self.attrs.iter().enumerate() {
+            let Some((prefix, uri)) = self.declaration_for(attr) else {
+                continue;
+            };
+            let declared_before = self.attrs[..index]
+                .iter()
+                .any(|earlier| self.declaration_for(earlier).map(|(p, _)| p) == Some(prefix));
+            if !declared_before {
+                out.push_str(" xmlns:");
+                out.push_str(prefix);
+                out.push_str("='");
+                escape_into(out, uri);
+                out.push('\'');
+            }
+        }
+        for attr in &self.attrs {
+            out.push(' ');
+            out.push_str(&attr.name);
+            out.push_str("='");
+            escape_into(out, &attr.value);
+            out.push('\'');
+        }
+    }
+
+    /// The prefix declaration a prefixed attribute needs, if any.
+    fn declaration_for<'a>(&self, attr: &'a Attribute) -> Option<(&'a str, &'a str)> {
+        let (prefix, _) = attr.name.split_once(':')?;
+        match &attr.ns {
+            Some(uri) if prefix != "xml" => Some((prefix, uri)),
+            _ => None,
+        }
     }
 }
 
@@ -259,6 +370,18 @@ mod tests {
     fn standalone_serialization_declares_the_namespace() {
         let e = Element::new("query", "jabber:iq:roster");
         assert_eq!(e.to_xml(), "<query xmlns='jabber:iq:roster'/>");
+    }
+
+    #[test]
+    fn prefixed_attributes_are_written_with_their_declaration() {
+        let mut e = Element::new("x", "urn:x");
+        e.set_prefixed_attr("p:key", Arc::from("urn:p"), "v");
+        e.set_prefixed_attr("p:other", Arc::from("urn:p"), "w");
+        e.set_attr("xml:lang", "en");
+        assert_eq!(
+            e.to_xml(),
+            "<x xmlns='urn:x' xmlns:p='urn:p' p:key='v' p:other='w' xml:lang='en'/>"
+        );
     }
 
     #[test]

@@ -3,6 +3,8 @@
 //! The builder knows nothing about sockets: the server's stream reader feeds it events read
 //! asynchronously, and [`Element::parse`] feeds it a string (stored stanzas, tests).
 
+use std::sync::Arc;
+
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::{Reader, XmlVersion};
 use thiserror::Error;
@@ -34,6 +36,9 @@ pub struct Limits {
     pub max_depth: usize,
     /// Maximum number of attributes on one element.
     pub max_attributes: usize,
+    /// Maximum approximate heap cost of one parsed stanza, in bytes: wire size alone does not
+    /// bound memory, since `<a/>` is four bytes on the wire and a hundred once parsed.
+    pub max_tree_cost: usize,
 }
 
 impl Default for Limits {
@@ -41,6 +46,7 @@ impl Default for Limits {
         Limits {
             max_depth: 48,
             max_attributes: 64,
+            max_tree_cost: 2 * 1024 * 1024,
         }
     }
 }
@@ -56,8 +62,9 @@ pub enum Built {
     StreamEnd,
 }
 
-/// A namespace binding in scope: prefix (`""` for the default namespace) and URI.
-type Binding = (String, String);
+/// A namespace binding in scope: prefix (`""` for the default namespace) and URI, shared by
+/// every element resolved against it.
+pub type Binding = (String, Arc<str>);
 
 /// A start tag with its name resolved, as needed for stream headers.
 #[derive(Debug, Clone)]
@@ -75,6 +82,7 @@ pub struct TreeBuilder {
     root_scope: Vec<Binding>,
     scopes: Vec<Vec<Binding>>,
     open: Vec<Element>,
+    cost: usize,
 }
 
 impl TreeBuilder {
@@ -85,6 +93,7 @@ impl TreeBuilder {
             root_scope,
             scopes: Vec::new(),
             open: Vec::new(),
+            cost: 0,
         }
     }
 
@@ -150,6 +159,13 @@ impl TreeBuilder {
             return Err(ParseError::LimitExceeded("nesting depth"));
         }
         let resolved = resolve_start(start, self.limits, |prefix| self.lookup(prefix))?;
+        let element = &resolved.element;
+        let cost = Element::cost_of_name(element.name())
+            + element
+                .attrs()
+                .map(|(name, value)| Element::cost_of_attribute(name, value))
+                .sum::<usize>();
+        self.charge(cost)?;
         self.scopes.push(resolved.declarations);
         self.open.push(resolved.element);
         Ok(())
@@ -165,8 +181,20 @@ impl TreeBuilder {
                 parent.append_node(Node::Element(done));
                 Built::Pending
             }
-            None => Built::Element(done),
+            None => {
+                self.cost = 0;
+                Built::Element(done)
+            }
         }
+    }
+
+    /// Adds to the cost of the stanza being built, refusing it past the limit.
+    fn charge(&mut self, cost: usize) -> Result<(), ParseError> {
+        self.cost = self.cost.saturating_add(cost);
+        if self.cost > self.limits.max_tree_cost {
+            return Err(ParseError::LimitExceeded("parsed stanza size"));
+        }
+        Ok(())
     }
 
     fn push_text(&mut self, text: &str) -> Result<(), ParseError> {
@@ -174,7 +202,7 @@ impl TreeBuilder {
         match self.open.last_mut() {
             Some(parent) => {
                 parent.append_text(text);
-                Ok(())
+                self.charge(Element::cost_of_text(text))
             }
             None if text.chars().all(|c| c.is_ascii_whitespace()) => Ok(()),
             None => Err(ParseError::NotWellFormed(
@@ -183,7 +211,7 @@ impl TreeBuilder {
         }
     }
 
-    fn lookup(&self, prefix: &str) -> Option<String> {
+    fn lookup(&self, prefix: &str) -> Option<Arc<str>> {
         self.scopes
             .iter()
             .rev()
@@ -198,11 +226,11 @@ impl TreeBuilder {
 pub fn resolve_start(
     start: &BytesStart<'_>,
     limits: Limits,
-    lookup: impl Fn(&str) -> Option<String>,
+    lookup: impl Fn(&str) -> Option<Arc<str>>,
 ) -> Result<ResolvedStart, ParseError> {
     let name = start.name();
     let qname: &str = name.as_ref();
-    let mut declarations = Vec::new();
+    let mut declarations: Vec<Binding> = Vec::new();
     let mut plain_attrs = Vec::new();
     for (count, attr) in start.attributes().enumerate() {
         if count >= limits.max_attributes {
@@ -220,17 +248,21 @@ pub fn resolve_start(
             })?;
         check_chars(&value)?;
         if key == "xmlns" {
-            declarations.push((String::new(), value.into_owned()));
+            declarations.push((String::new(), Arc::from(value.as_ref())));
         } else if let Some(prefix) = key.strip_prefix("xmlns:") {
-            declarations.push((prefix.to_owned(), value.to_string()));
-            plain_attrs.push((key, value.into_owned()));
+            if prefix == "xml" || prefix == "xmlns" || value.is_empty() {
+                return Err(ParseError::NotWellFormed(format!(
+                    "the prefix {prefix} cannot be declared this way"
+                )));
+            }
+            declarations.push((prefix.to_owned(), Arc::from(value.as_ref())));
         } else {
             plain_attrs.push((key, value.into_owned()));
         }
     }
-    let find = |prefix: &str| -> Option<String> {
+    let find = |prefix: &str| -> Option<Arc<str>> {
         if prefix == "xml" {
-            return Some(ns::XML.to_owned());
+            return Some(Arc::from(ns::XML));
         }
         declarations
             .iter()
@@ -244,19 +276,24 @@ pub fn resolve_start(
     };
     let namespace = match find(prefix) {
         Some(uri) => uri,
-        None if prefix.is_empty() => String::new(),
+        None if prefix.is_empty() => Arc::from(""),
         None => return Err(ParseError::UnboundPrefix(prefix.to_owned())),
     };
-    for (key, _) in &plain_attrs {
-        if let Some((attr_prefix, _)) = key.split_once(':') {
-            if attr_prefix != "xmlns" && find(attr_prefix).is_none() {
-                return Err(ParseError::UnboundPrefix(attr_prefix.to_owned()));
-            }
-        }
-    }
     let mut element = Element::new(local, namespace);
     for (key, value) in plain_attrs {
-        element.set_attr(&key, value);
+        if element.get_attr(&key).is_some() {
+            return Err(ParseError::NotWellFormed(format!(
+                "attribute {key} appears twice"
+            )));
+        }
+        match key.split_once(':') {
+            Some(("xml", _)) => element.set_attr(&key, value),
+            Some((attr_prefix, _)) => match find(attr_prefix) {
+                Some(uri) => element.set_prefixed_attr(&key, uri, value),
+                None => return Err(ParseError::UnboundPrefix(attr_prefix.to_owned())),
+            },
+            None => element.set_attr(&key, value),
+        }
     }
     Ok(ResolvedStart {
         element,
@@ -368,6 +405,59 @@ mod tests {
             Element::parse("<p:a/>"),
             Err(ParseError::UnboundPrefix(_))
         ));
+    }
+
+    #[test]
+    fn a_prefix_bound_on_the_stream_header_is_declared_when_written() {
+        let mut reader = Reader::from_str("<m><b p:tone='calm'/></m>");
+        let root = vec![
+            (String::new(), Arc::from(ns::CLIENT)),
+            ("p".to_owned(), Arc::from("urn:p")),
+        ];
+        let mut builder = TreeBuilder::new(Limits::default(), root);
+        let element = loop {
+            let event = reader.read_event().expect("event");
+            if let Built::Element(element) = builder.feed(event).expect("valid") {
+                break element;
+            }
+        };
+        let written = element.to_xml();
+        assert_eq!(
+            written,
+            "<m xmlns='jabber:client'><b xmlns:p='urn:p' p:tone='calm'/></m>"
+        );
+        assert_eq!(Element::parse(&written), Ok(element));
+    }
+
+    #[test]
+    fn namespaces_in_scope_are_shared_not_copied() {
+        let xml = format!("<a xmlns='{}'><b/><c/></a>", "u".repeat(100));
+        let e = Element::parse(&xml).expect("valid");
+        let children: Vec<&Element> = e.children().collect();
+        assert!(std::ptr::eq(children[0].ns(), children[1].ns()));
+    }
+
+    #[test]
+    fn the_parsed_cost_of_a_stanza_is_limited() {
+        let limits = Limits {
+            max_tree_cost: 10_000,
+            ..Limits::default()
+        };
+        let xml = format!("<a xmlns='u'>{}</a>", "<b/>".repeat(1000));
+        let mut reader = Reader::from_str(&xml);
+        let mut builder = TreeBuilder::new(limits, Vec::new());
+        let outcome = loop {
+            match reader.read_event().map(|event| builder.feed(event)) {
+                Ok(Ok(Built::Element(_))) => break Ok(()),
+                Ok(Ok(_)) => continue,
+                Ok(Err(error)) => break Err(error),
+                Err(error) => panic!("{error}"),
+            }
+        };
+        assert_eq!(
+            outcome,
+            Err(ParseError::LimitExceeded("parsed stanza size"))
+        );
     }
 
     #[test]

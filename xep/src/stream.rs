@@ -204,19 +204,7 @@ pub fn features(children: Vec<Element>) -> Element {
 /// Serializes an element with a prefix the stream header binds (`stream:`, and `db:` on
 /// server streams, which XEP-0220 §2.1 requires), its children in their own namespaces.
 pub fn prefixed_element_xml(element: &Element, prefix: &str, content_ns: &str) -> String {
-    let mut out = format!("<{prefix}:{}", element.name());
-    for (name, value) in element.attrs() {
-        out.push_str(&format!(" {name}='{}'", escape(value)));
-    }
-    out.push('>');
-    for node in element.nodes() {
-        match node {
-            crate::element::Node::Element(child) => out.push_str(&child.to_stream_xml(content_ns)),
-            crate::element::Node::Text(text) => out.push_str(&escape(text)),
-        }
-    }
-    out.push_str(&format!("</{prefix}:{}>", element.name()));
-    out
+    element.to_prefixed_xml(prefix, content_ns)
 }
 
 #[cfg(test)]
