@@ -13,5 +13,6 @@ pub mod roster;
 pub mod sasl;
 pub mod stanza;
 pub mod stream;
+pub mod xml_name;
 
 pub use element::{Element, Node};

@@ -11,6 +11,7 @@ use thiserror::Error;
 
 use crate::element::{Element, Node};
 use crate::ns;
+use crate::xml_name::is_qname;
 
 /// Why a piece of XML was refused; each maps to one stream error condition.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -230,6 +231,11 @@ pub fn resolve_start(
 ) -> Result<ResolvedStart, ParseError> {
     let name = start.name();
     let qname: &str = name.as_ref();
+    if !is_qname(qname) {
+        return Err(ParseError::NotWellFormed(format!(
+            "{qname:?} is not an element name"
+        )));
+    }
     let mut declarations: Vec<Binding> = Vec::new();
     let mut plain_attrs = Vec::new();
     for (count, attr) in start.attributes().enumerate() {
@@ -238,6 +244,11 @@ pub fn resolve_start(
         }
         let attr = attr.map_err(|e| ParseError::NotWellFormed(e.to_string()))?;
         let key = AsRef::<str>::as_ref(&attr.key).to_owned();
+        if !is_qname(&key) {
+            return Err(ParseError::NotWellFormed(format!(
+                "{key:?} is not an attribute name"
+            )));
+        }
         let value = attr
             .normalized_value(XmlVersion::Implicit1_0)
             .map_err(|e| match e {
@@ -458,6 +469,20 @@ mod tests {
             outcome,
             Err(ParseError::LimitExceeded("parsed stanza size"))
         );
+    }
+
+    #[test]
+    fn refuses_names_that_are_not_xml_names() {
+        for xml in [
+            "<a:b:c xmlns:a='u'/>",
+            "<message xmlns='jabber:client' 1c='2'/>",
+            "<message xmlns='jabber:client'><b&/></message>",
+        ] {
+            assert!(
+                matches!(Element::parse(xml), Err(ParseError::NotWellFormed(_))),
+                "{xml}"
+            );
+        }
     }
 
     #[test]
