@@ -9,6 +9,7 @@ use std::net::IpAddr;
 
 use base64::Engine as _;
 use common::{RawClient, TestServer, GUARD};
+use rempart::admin::{execute, AdminRequest};
 
 const OTHER_ADDRESS: &str = "127.0.0.2";
 
@@ -187,6 +188,32 @@ async fn unknown_users_salt_survives_a_restart() {
     let dir = server.stop_keeping_data().await;
     let server = TestServer::start_persistent(dir).await;
     assert_eq!(salt_of_nobody(&server).await, before);
+}
+
+#[tokio::test]
+async fn password_change_ends_live_sessions_and_only_the_new_password_works() {
+    let server = TestServer::start().await;
+    server.add_user("alice@localhost", "wonderland").await;
+    let mut live = RawClient::login(&server, "alice", "wonderland", "phone").await;
+    let changed = execute(
+        AdminRequest::UserPasswd {
+            jid: "alice@localhost".into(),
+            password: "looking-glass".into(),
+        },
+        &server.router.accounts,
+        Some(&server.router),
+    )
+    .await;
+    assert!(changed.ok, "{}", changed.message);
+    let closed = live.read_to_close().await;
+    assert!(
+        closed.contains("<not-authorized xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>"),
+        "{closed}"
+    );
+    let old = attempt(&server, None, "alice", "wonderland").await;
+    assert!(old.contains("<not-authorized/>"), "{old}");
+    let new = attempt(&server, None, "alice", "looking-glass").await;
+    assert!(new.starts_with("<success"), "{new}");
 }
 
 #[tokio::test]
