@@ -8,6 +8,7 @@
 //!   the account; past it the address is refused until the window ends.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasher, Hash, RandomState};
 use std::net::{IpAddr, Ipv6Addr};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -54,23 +55,27 @@ struct PairRecord {
     last_attempt: Instant,
 }
 
+/// An (address, account) pair; the account is kept as a keyed hash, so that long claimed
+/// names cost no memory.
+type PairKey = (IpAddr, u64);
+
 #[derive(Debug, Default)]
 struct Counters {
     addresses: HashMap<IpAddr, AddressRecord>,
-    pairs: HashMap<(IpAddr, String), PairRecord>,
+    pairs: HashMap<PairKey, PairRecord>,
 }
 
 /// A started attempt, to hand back when it succeeded or did not really happen.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AttemptTicket {
-    address: IpAddr,
-    account: String,
+    pair: PairKey,
 }
 
 /// The server's authentication throttle, shared by every client connection.
 #[derive(Debug)]
 pub struct AuthThrottle {
     limits: Limits,
+    account_hasher: RandomState,
     counters: Mutex<Counters>,
 }
 
@@ -88,6 +93,7 @@ impl AuthThrottle {
                 ipv6_prefix_len: config.ipv6_prefix_len,
                 max_tracked: config.max_tracked_clients,
             },
+            account_hasher: RandomState::new(),
             counters: Mutex::new(Counters::default()),
         }
     }
@@ -101,20 +107,15 @@ impl AuthThrottle {
     /// is lifted.
     pub fn succeeded(&self, ticket: &AttemptTicket) {
         let mut counters = self.lock();
-        Self::refund_address(&mut counters, ticket.address);
-        counters
-            .pairs
-            .remove(&(ticket.address, ticket.account.clone()));
+        Self::refund_address(&mut counters, ticket.pair.0);
+        counters.pairs.remove(&ticket.pair);
     }
 
     /// The attempt never judged a password (the server failed): it no longer counts.
     pub fn withdrawn(&self, ticket: &AttemptTicket) {
         let mut counters = self.lock();
-        Self::refund_address(&mut counters, ticket.address);
-        if let Some(pair) = counters
-            .pairs
-            .get_mut(&(ticket.address, ticket.account.clone()))
-        {
+        Self::refund_address(&mut counters, ticket.pair.0);
+        if let Some(pair) = counters.pairs.get_mut(&ticket.pair) {
             pair.attempts = pair.attempts.saturating_sub(1);
         }
     }
@@ -126,7 +127,7 @@ impl AuthThrottle {
         now: Instant,
     ) -> Result<AttemptTicket, Throttled> {
         let address = network_of(peer, self.limits.ipv6_prefix_len);
-        let pair_key = (address, account.to_owned());
+        let pair_key = (address, self.account_hasher.hash_one(account));
         let mut counters = self.lock();
         let address_record =
             counters.addresses.get(&address).copied().filter(|r| {
@@ -166,10 +167,7 @@ impl AuthThrottle {
                 last_attempt: now,
             },
         );
-        Ok(AttemptTicket {
-            address,
-            account: account.to_owned(),
-        })
+        Ok(AttemptTicket { pair: pair_key })
     }
 
     /// How long the next attempt waits after `attempts` unsuccessful ones.
@@ -184,40 +182,23 @@ impl AuthThrottle {
             .min(self.limits.max_delay)
     }
 
-    /// Forgets expired records, then the stalest ones, so that the maps stay bounded.
+    /// Forgets expired records, then the stalest eighth, so that the maps stay bounded and
+    /// a full map is not scanned on every attempt.
     fn make_room(&self, counters: &mut Counters, now: Instant) {
         let limits = &self.limits;
         if counters.addresses.len() >= limits.max_tracked {
             counters.addresses.retain(|_, r| {
                 now.saturating_duration_since(r.window_start) < limits.address_window
             });
-            while counters.addresses.len() >= limits.max_tracked {
-                let stalest = counters
-                    .addresses
-                    .iter()
-                    .min_by_key(|(_, r)| r.window_start)
-                    .map(|(key, _)| *key);
-                match stalest {
-                    Some(key) => counters.addresses.remove(&key),
-                    None => break,
-                };
-            }
+            keep_freshest(&mut counters.addresses, limits.max_tracked, |r| {
+                r.window_start
+            });
         }
         if counters.pairs.len() >= limits.max_tracked {
             counters
                 .pairs
                 .retain(|_, r| now.saturating_duration_since(r.last_attempt) < limits.pair_reset);
-            while counters.pairs.len() >= limits.max_tracked {
-                let stalest = counters
-                    .pairs
-                    .iter()
-                    .min_by_key(|(_, r)| r.last_attempt)
-                    .map(|(key, _)| key.clone());
-                match stalest {
-                    Some(key) => counters.pairs.remove(&key),
-                    None => break,
-                };
-            }
+            keep_freshest(&mut counters.pairs, limits.max_tracked, |r| r.last_attempt);
         }
     }
 
@@ -230,6 +211,24 @@ impl AuthThrottle {
     fn lock(&self) -> std::sync::MutexGuard<'_, Counters> {
         self.counters.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+/// When `map` holds `max` entries or more, keeps only the freshest seven eighths of `max`
+/// (at least one slot is freed).
+fn keep_freshest<K: Eq + Hash, V>(
+    map: &mut HashMap<K, V>,
+    max: usize,
+    stamp: impl Fn(&V) -> Instant,
+) {
+    if map.len() < max {
+        return;
+    }
+    let keep = max.saturating_sub(max / 8 + 1);
+    let mut stamps: Vec<Instant> = map.values().map(&stamp).collect();
+    let drop = stamps.len() - keep;
+    let (_, cutoff, _) = stamps.select_nth_unstable(drop - 1);
+    let cutoff = *cutoff;
+    map.retain(|_, value| stamp(value) > cutoff);
 }
 
 /// The unit an address is counted in: IPv4 addresses one by one, IPv6 per network prefix
