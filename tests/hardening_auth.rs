@@ -266,3 +266,20 @@ async fn client_that_never_reads_is_disconnected_during_negotiation() {
         "the server still holds the connection of a client that does not read"
     );
 }
+
+#[tokio::test]
+async fn a_stream_is_closed_with_policy_violation_after_its_failures() {
+    let server = TestServer::start_with(
+        "[auth]\nmax_failures_per_stream = 2\nfailures_before_delay = 100\n",
+    )
+    .await;
+    server.add_user("alice@localhost", "wonderland").await;
+    let mut client = opened(&server, None).await;
+    let first = client.authenticate("SCRAM-SHA-256", "alice", "guess").await;
+    assert!(first.contains("<not-authorized/>"), "{first}");
+    let second = client.authenticate("SCRAM-SHA-256", "alice", "guess").await;
+    assert!(second.contains("<not-authorized/>"), "{second}");
+    let closed = client.read_to_close().await;
+    assert!(closed.contains("<policy-violation"), "{closed}");
+    assert!(closed.ends_with("</stream:stream>"), "{closed}");
+}
