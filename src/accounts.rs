@@ -4,7 +4,12 @@ use jid::BareJid;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use std::sync::Arc;
+
+use tokio::sync::OnceCell;
+
 use crate::sasl::credentials::{derive_credentials, PasswordError, ScramCredential, ScramHash};
+use crate::sasl::decoy::DecoySecret;
 use crate::storage::{KvStore, Storage, StorageError};
 
 /// Module name under which accounts are stored.
@@ -24,6 +29,16 @@ impl Account {
     pub fn credential(&self, hash: ScramHash) -> Option<&ScramCredential> {
         self.credentials.iter().find(|c| c.hash == hash)
     }
+}
+
+/// What authentication runs against: the account, or for a name without one a decoy that
+/// looks the same on the wire and matches no password.
+#[derive(Debug, Clone)]
+pub struct LoginAccount {
+    /// The stored account or the decoy.
+    pub account: Account,
+    /// False for a decoy.
+    pub exists: bool,
 }
 
 /// Why an account operation failed.
@@ -47,6 +62,9 @@ pub enum AccountError {
     /// The key derivation task failed.
     #[error("password hashing failed")]
     Hashing,
+    /// The task loading the decoy secret failed.
+    #[error("the decoy credential secret could not be loaded")]
+    DecoySecret,
 }
 
 /// The account service.
@@ -55,6 +73,7 @@ pub struct Accounts {
     storage: Storage,
     hosts: Vec<String>,
     iterations: u32,
+    decoy: Arc<OnceCell<DecoySecret>>,
 }
 
 impl Accounts {
@@ -64,6 +83,7 @@ impl Accounts {
             storage,
             hosts,
             iterations,
+            decoy: Arc::new(OnceCell::new()),
         }
     }
 
@@ -86,6 +106,38 @@ impl Accounts {
     pub async fn get(&self, jid: &BareJid) -> Result<Option<Account>, AccountError> {
         let (user, host) = self.split(jid)?;
         Ok(self.store(host).get(user).await?)
+    }
+
+    /// The account to authenticate `jid` against: the stored one, or a decoy with the
+    /// configured iteration count and a salt that is stable for the name.
+    pub async fn login_account(&self, jid: &BareJid) -> Result<LoginAccount, AccountError> {
+        if let Some(account) = self.get(jid).await? {
+            return Ok(LoginAccount {
+                account,
+                exists: true,
+            });
+        }
+        let secret = self
+            .decoy
+            .get_or_try_init(|| {
+                let backend = self.storage.backend();
+                async move {
+                    tokio::task::spawn_blocking(move || {
+                        DecoySecret::load_or_create(backend.as_ref())
+                    })
+                    .await
+                    .map_err(|_| AccountError::DecoySecret)?
+                    .map_err(AccountError::from)
+                }
+            })
+            .await?;
+        Ok(LoginAccount {
+            account: Account {
+                credentials: secret.credentials(jid.as_str(), self.iterations),
+                created: 0,
+            },
+            exists: false,
+        })
     }
 
     /// True when the account exists.

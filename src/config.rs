@@ -128,15 +128,34 @@ pub struct CertificateConfig {
 pub struct AuthConfig {
     /// Offer SASL PLAIN (only ever over TLS).
     pub allow_plain: bool,
-    /// PBKDF2 iterations for newly stored SCRAM credentials.
+    /// PBKDF2 iterations for newly stored SCRAM credentials, and the count shown for
+    /// unknown users so that they look like real ones.
     pub scram_iterations: u32,
-    /// Failed authentications allowed per account within `failure_window_secs`.
-    pub max_failures: u32,
-    /// Failed authentications allowed per client address within the window (higher than per
-    /// account: clients retry every offered mechanism after a wrong password).
+    /// Failed authentications on one stream before it is closed with `policy-violation`
+    /// (RFC 6120 §6.4.5 asks for 2 to 5 retries).
+    pub max_failures_per_stream: u32,
+    /// Attempts on one account from one address that run at once; past them each further
+    /// attempt waits `failure_delay_secs`, doubled each time. Other addresses are unaffected,
+    /// so a stranger cannot lock the owner out.
+    pub failures_before_delay: u32,
+    /// First delay, in seconds, once `failures_before_delay` is used up.
+    pub failure_delay_secs: u64,
+    /// Longest delay between attempts on one account from one address, in seconds.
+    pub max_failure_delay_secs: u64,
+    /// Seconds without an attempt after which an address's failures on an account are
+    /// forgotten.
+    pub failure_reset_secs: u64,
+    /// Failed (or still running) authentications allowed per client address within
+    /// `failure_window_secs`, whatever the account; beyond that the address is refused until
+    /// the window passes.
     pub max_failures_per_address: u32,
-    /// Window of the failure counter, in seconds.
+    /// Window of the per-address counter, in seconds.
     pub failure_window_secs: u64,
+    /// IPv6 clients are counted per network of this prefix length (one end site gets a /64).
+    pub ipv6_prefix_len: u8,
+    /// Addresses and (address, account) pairs remembered at once; the stalest is forgotten
+    /// first when full.
+    pub max_tracked_clients: usize,
 }
 
 impl Default for AuthConfig {
@@ -144,9 +163,15 @@ impl Default for AuthConfig {
         AuthConfig {
             allow_plain: false,
             scram_iterations: 4096,
-            max_failures: 5,
+            max_failures_per_stream: 3,
+            failures_before_delay: 3,
+            failure_delay_secs: 2,
+            max_failure_delay_secs: 600,
+            failure_reset_secs: 3600,
             max_failures_per_address: 30,
             failure_window_secs: 60,
+            ipv6_prefix_len: 64,
+            max_tracked_clients: 100_000,
         }
     }
 }
@@ -338,6 +363,26 @@ impl Config {
         }
         if self.auth.scram_iterations < 4096 {
             return invalid("auth.scram_iterations: must be at least 4096 (RFC 7677)".into());
+        }
+        if self.auth.max_failures_per_stream == 0 {
+            return invalid("auth.max_failures_per_stream: must be at least 1".into());
+        }
+        if self.auth.failures_before_delay == 0 {
+            return invalid("auth.failures_before_delay: must be at least 1".into());
+        }
+        if self.auth.max_failures_per_address == 0 {
+            return invalid("auth.max_failures_per_address: must be at least 1".into());
+        }
+        if self.auth.failure_delay_secs > self.auth.max_failure_delay_secs {
+            return invalid(
+                "auth.failure_delay_secs: must not exceed auth.max_failure_delay_secs".into(),
+            );
+        }
+        if !(1..=128).contains(&self.auth.ipv6_prefix_len) {
+            return invalid("auth.ipv6_prefix_len: must be between 1 and 128".into());
+        }
+        if self.auth.max_tracked_clients == 0 {
+            return invalid("auth.max_tracked_clients: must be at least 1".into());
         }
         Ok(())
     }

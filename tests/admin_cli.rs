@@ -1,6 +1,8 @@
 //! The `rempart` binary as an operator uses it: user management with and without a running
 //! server, configuration checks, clean shutdown and durability across kill -9.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
@@ -75,6 +77,72 @@ fn start_server(config: &Path) -> Child {
     child
 }
 
+/// Serves `config` with a plaintext client listener added, logs in with both passwords, and
+/// stops the server again.
+fn assert_only_the_new_password_logs_in(config: &Path, user: &str, new: &str, old: &str) {
+    let with_plaintext = config.with_extension("plaintext.toml");
+    let mut toml = std::fs::read_to_string(config).expect("config read");
+    toml.push_str(
+        "\n[[listeners]]\nkind = \"c2s\"\naddress = \"127.0.0.1:0\"\nrequire_tls = false\n",
+    );
+    std::fs::write(&with_plaintext, toml).expect("config written");
+    let (mut server, addresses) = start_server_reporting(&with_plaintext);
+    let plaintext = *addresses.last().expect("the plaintext listener");
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let login = |password: &str| {
+        runtime.block_on(async {
+            let mut client = common::RawClient::connect(plaintext).await;
+            client.open("localhost").await;
+            client.authenticate("SCRAM-SHA-256", user, password).await
+        })
+    };
+    let with_new = login(new);
+    assert!(with_new.starts_with("<success"), "{with_new}");
+    let with_old = login(old);
+    assert!(with_old.contains("<not-authorized/>"), "{with_old}");
+    stop(&mut server);
+}
+
+/// Starts the server and returns the addresses its announcement lists.
+fn start_server_reporting(config: &Path) -> (Child, Vec<std::net::SocketAddr>) {
+    let mut child = Command::new(BIN)
+        .arg("--config")
+        .arg(config)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("server starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some((_, list)) = line.split_once("Rempart is serving ") {
+                let addresses = list
+                    .split_once(" on ")
+                    .map(|(_, a)| a)
+                    .unwrap_or_default()
+                    .split(", ")
+                    .filter_map(|a| a.parse().ok())
+                    .collect::<Vec<std::net::SocketAddr>>();
+                let _ = tx.send(addresses);
+            }
+        }
+    });
+    let addresses = rx.recv_timeout(GUARD).expect("server announces itself");
+    (child, addresses)
+}
+
+/// SIGTERM, then waits for a clean exit.
+fn stop(server: &mut Child) {
+    let status = Command::new("kill")
+        .arg("-TERM")
+        .arg(server.id().to_string())
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    assert!(wait_exit(server).success(), "clean exit on SIGTERM");
+}
+
 fn wait_exit(child: &mut Child) -> std::process::ExitStatus {
     let deadline = std::time::Instant::now() + GUARD;
     loop {
@@ -110,6 +178,7 @@ fn users_are_managed_without_a_running_server() {
         "{}",
         String::from_utf8_lossy(&passwd.stderr)
     );
+    assert_only_the_new_password_logs_in(&config, "alice", "new-secret", "s3cret");
     let removed = run(&config, &["user", "remove", "alice@localhost"], "");
     assert!(
         removed.status.success(),
@@ -270,4 +339,47 @@ fn doap_file_lists_exactly_what_the_modules_declare() {
     assert!(output.status.success());
     assert_eq!(doap, String::from_utf8_lossy(&output.stdout));
     assert!(doap.contains("xep-0384.html"), "OMEMO is declared");
+}
+
+#[test]
+fn admin_socket_refuses_other_users_even_when_its_mode_lets_them_in() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let dir = tempfile::tempdir().expect("tempdir");
+    if std::fs::metadata(dir.path()).expect("tempdir").uid() != 0 {
+        eprintln!("needs root to connect as another user; the uid rule has a unit test");
+        return;
+    }
+    let config = write_config(dir.path());
+    let mut server = start_server(&config);
+    let socket = dir.path().join("data").join("admin.sock");
+    // Open every door the file mode guards, so that only the uid check remains.
+    for path in [dir.path(), &dir.path().join("data")] {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o666)).expect("chmod");
+    let output = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            BIN,
+            "--config",
+        ])
+        .arg(&config)
+        .args(["user", "list"])
+        .output()
+        .expect("setpriv runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("uid 65534 may not administer this server"),
+        "{stderr}"
+    );
+    let added = run(&config, &["user", "add", "dave@localhost"], "pw\n");
+    assert!(
+        added.status.success(),
+        "the server's own user is still served: {}",
+        String::from_utf8_lossy(&added.stderr)
+    );
+    stop(&mut server);
 }

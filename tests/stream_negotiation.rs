@@ -221,7 +221,10 @@ async fn unknown_user_gets_not_authorized() {
 
 #[tokio::test]
 async fn repeated_failures_are_rate_limited_even_with_the_right_password() {
-    let server = TestServer::start_with("[auth]\nmax_failures = 2\n").await;
+    let server = TestServer::start_with(
+        "[auth]\nfailures_before_delay = 2\nfailure_delay_secs = 3600\nmax_failure_delay_secs = 3600\n",
+    )
+    .await;
     server.add_user("alice@localhost", "wonderland").await;
     for _ in 0..2 {
         let (mut client, _) = RawClient::secured(&server).await;
@@ -230,12 +233,12 @@ async fn repeated_failures_are_rate_limited_even_with_the_right_password() {
             .await;
         assert!(outcome.contains("<not-authorized/>"), "{outcome}");
     }
+    // While the delay holds, the right password is refused before any exchange runs.
     let (mut client, _) = RawClient::secured(&server).await;
-    client
-        .send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='SCRAM-SHA-256'>biwsbj1hbGljZSxyPWFiY2RlZg==</auth>")
+    let outcome = client
+        .authenticate("SCRAM-SHA-256-PLUS", "alice", "wonderland")
         .await;
-    let reply = client.expect("</failure>").await;
-    assert!(reply.contains("<temporary-auth-failure/>"), "{reply}");
+    assert!(outcome.contains("<temporary-auth-failure/>"), "{outcome}");
 }
 
 #[tokio::test]

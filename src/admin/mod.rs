@@ -6,6 +6,8 @@ pub mod socket;
 use jid::BareJid;
 use serde::{Deserialize, Serialize};
 
+use rempart_xep::stream::{StreamError, StreamErrorCondition};
+
 use crate::accounts::{AccountError, Accounts};
 use crate::router::Router;
 
@@ -104,26 +106,20 @@ pub async fn execute(
             Ok(bare) => {
                 let result = accounts.remove(&bare).await;
                 if result.is_ok() {
-                    if let Some(router) = router {
-                        for session in router.sessions.of_account(&bare) {
-                            session
-                                .handle
-                                .close(rempart_xep::stream::StreamError::with_text(
-                                    rempart_xep::stream::StreamErrorCondition::NotAuthorized,
-                                    "account removed",
-                                ));
-                        }
-                    }
+                    end_sessions(router, &bare, "account removed");
                 }
                 outcome(result, format!("removed {bare}"))
             }
             Err(response) => response,
         },
         AdminRequest::UserPasswd { jid, password } => match parse_account(&jid) {
-            Ok(bare) => outcome(
-                accounts.set_password(&bare, &password).await,
-                format!("password of {bare} changed"),
-            ),
+            Ok(bare) => {
+                let result = accounts.set_password(&bare, &password).await;
+                if result.is_ok() {
+                    end_sessions(router, &bare, "password changed");
+                }
+                outcome(result, format!("password of {bare} changed"))
+            }
             Err(response) => response,
         },
         AdminRequest::UserList => match accounts.list().await {
@@ -138,5 +134,19 @@ pub async fn execute(
             Some(router) => AdminResponse::done(format!("{} sessions", router.sessions.count())),
             None => AdminResponse::failed("the server is not running"),
         },
+    }
+}
+
+/// Closes every live session of an account whose credentials no longer hold, with
+/// `<not-authorized/>` (RFC 6120 §4.9.3.12): the client must authenticate again.
+fn end_sessions(router: Option<&Router>, account: &BareJid, reason: &str) {
+    let Some(router) = router else {
+        return;
+    };
+    for session in router.sessions.of_account(account) {
+        session.handle.close(StreamError::with_text(
+            StreamErrorCondition::NotAuthorized,
+            reason,
+        ));
     }
 }

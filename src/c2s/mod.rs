@@ -17,7 +17,7 @@ use crate::net::tls::TlsContext;
 use crate::net::transport::Transport;
 use crate::router::Router;
 use crate::sasl::channel_binding::ChannelBindings;
-use crate::sasl::rate_limit::FailureLimiter;
+use crate::sasl::rate_limit::AuthThrottle;
 use crate::stream::reader::ReaderLimits;
 
 /// What every client connection shares.
@@ -26,10 +26,8 @@ pub struct C2sContext {
     pub router: Arc<Router>,
     /// TLS configurations.
     pub tls: TlsContext,
-    /// Failed-authentication counters per account.
-    pub account_failures: FailureLimiter,
-    /// Failed-authentication counters per client address.
-    pub address_failures: FailureLimiter,
+    /// Authentication attempts per address and per (address, account).
+    pub auth_throttle: AuthThrottle,
     /// Cancelled on shutdown.
     pub shutdown: CancellationToken,
 }
@@ -39,11 +37,8 @@ static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
 impl C2sContext {
     /// Shared state for client connections.
     pub fn new(router: Arc<Router>, tls: TlsContext, shutdown: CancellationToken) -> Self {
-        let auth = &router.config.auth;
-        let window = Duration::from_secs(auth.failure_window_secs);
         C2sContext {
-            account_failures: FailureLimiter::new(auth.max_failures, window),
-            address_failures: FailureLimiter::new(auth.max_failures_per_address, window),
+            auth_throttle: AuthThrottle::new(&router.config.auth),
             router,
             tls,
             shutdown,
@@ -53,6 +48,11 @@ impl C2sContext {
     /// Time allowed from connect to bound session.
     pub fn negotiation_timeout(&self) -> Duration {
         Duration::from_secs(self.router.config.limits.negotiation_timeout_secs)
+    }
+
+    /// Time one write to the client may block before the client is treated as gone.
+    pub fn write_timeout(&self) -> Duration {
+        Duration::from_secs(self.router.config.limits.write_timeout_secs)
     }
 
     /// Reader limits from the configuration.

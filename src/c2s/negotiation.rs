@@ -14,9 +14,9 @@ use rempart_xep::stream::{features, StreamError, StreamErrorCondition, StreamHea
 use tokio::io::{split, ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
-use tokio::time::{timeout_at, Instant};
+use tokio::time::{timeout, timeout_at, Instant};
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use crate::c2s::C2sContext;
 use crate::config::ListenerConfig;
@@ -198,28 +198,43 @@ impl Negotiation<'_> {
             ..StreamHeader::default()
         };
         let error = StreamError { condition, text };
-        let _ = stream.writer.write_header(&ours).await;
-        let _ = stream.writer.write_stream_error(&error).await;
+        self.written_before_close(async {
+            stream.writer.write_header(&ours).await?;
+            stream.writer.write_stream_error(&error).await
+        })
+        .await;
         Err(NegotiationEnd::StreamError(error))
     }
 
     /// Writes a stream error and closes.
     async fn fatal(&self, stream: &mut Stream, error: StreamError) -> NegotiationEnd {
         debug!(condition = error.condition.as_str(), "negotiation failed");
-        let _ = stream.writer.write_stream_error(&error).await;
+        self.written_before_close(stream.writer.write_stream_error(&error))
+            .await;
         NegotiationEnd::StreamError(error)
     }
 
-    /// Awaits a write within the negotiation deadline.
+    /// Awaits a write within the negotiation deadline and the write timeout, so that a
+    /// client that does not read cannot hold its connection slot.
     async fn written(
         &self,
         write: impl std::future::Future<Output = std::io::Result<()>>,
     ) -> Result<(), NegotiationEnd> {
-        match timeout_at(self.deadline, write).await {
+        let limit = self.deadline.min(Instant::now() + self.ctx.write_timeout());
+        match timeout_at(limit, write).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(error)) => Err(NegotiationEnd::Closed(error.to_string())),
             Err(_) => Err(NegotiationEnd::Closed("write timed out".into())),
         }
+    }
+
+    /// Awaits the last write before closing (a stream error, the closing tag). It has the
+    /// write timeout of its own: the negotiation deadline may have passed already.
+    async fn written_before_close(
+        &self,
+        write: impl std::future::Future<Output = std::io::Result<()>>,
+    ) {
+        last_write(self.ctx.write_timeout(), write).await;
     }
 
     async fn send(&self, stream: &mut Stream, element: Element) -> Result<(), NegotiationEnd> {
@@ -244,7 +259,7 @@ impl Negotiation<'_> {
             match incoming {
                 Incoming::Whitespace => continue,
                 Incoming::StreamEnd => {
-                    let _ = stream.writer.close().await;
+                    self.written_before_close(stream.writer.close()).await;
                     return Err(NegotiationEnd::ClientClosed);
                 }
                 Incoming::Element(element) => return Ok(element),
@@ -280,7 +295,8 @@ impl Negotiation<'_> {
         let read = match stream.reader.into_inner() {
             Ok(read) => read,
             Err(ReadError::Stream(error)) => {
-                let _ = stream.writer.write_stream_error(&error).await;
+                self.written_before_close(stream.writer.write_stream_error(&error))
+                    .await;
                 return Err(NegotiationEnd::StreamError(error));
             }
             Err(ReadError::Closed(reason)) => return Err(NegotiationEnd::Closed(reason)),
@@ -346,7 +362,7 @@ impl Negotiation<'_> {
                 }
                 None => {
                     self.sasl_failures += 1;
-                    if self.sasl_failures >= self.ctx.router.config.auth.max_failures {
+                    if self.sasl_failures >= self.ctx.router.config.auth.max_failures_per_stream {
                         let error = StreamError::with_text(
                             StreamErrorCondition::PolicyViolation,
                             "too many failed authentication attempts",
@@ -403,29 +419,34 @@ impl Negotiation<'_> {
         let Ok(user) = BareJid::new(&format!("{}@{host}", claim.username)) else {
             return self.sasl_failure(stream, SaslFailure::NotAuthorized).await;
         };
-        let address_key = self.peer.ip().to_string();
-        let account_key = user.to_string();
-        if self.ctx.address_failures.is_blocked(&address_key)
-            || self.ctx.account_failures.is_blocked(&account_key)
-        {
-            info!(jid = %user, "authentication refused: too many recent failures");
-            return self
-                .sasl_failure(stream, SaslFailure::TemporaryAuthFailure)
-                .await;
-        }
-        let account = match self.ctx.router.accounts.get(&user).await {
-            Ok(account) => account,
+        // Counted before the exchange, so that parallel connections share one budget.
+        let throttle = &self.ctx.auth_throttle;
+        let ticket = match throttle.begin(self.peer.ip(), user.as_str()) {
+            Ok(ticket) => ticket,
+            Err(throttled) => {
+                info!(jid = %user, %throttled, "authentication refused before the exchange");
+                return self
+                    .sasl_failure(stream, SaslFailure::TemporaryAuthFailure)
+                    .await;
+            }
+        };
+        let login = match self.ctx.router.accounts.login_account(&user).await {
+            Ok(login) => login,
             Err(error) => {
-                tracing::warn!(%error, "account lookup failed");
+                warn!(%error, "account lookup failed");
+                throttle.withdrawn(&ticket);
                 return self
                     .sasl_failure(stream, SaslFailure::TemporaryAuthFailure)
                     .await;
             }
         };
         let mut exchange =
-            match Exchange::start(offer, &mechanism, &claim.username, user.as_str(), account) {
+            match Exchange::start(offer, &mechanism, &claim.username, user.as_str(), login) {
                 Ok(exchange) => exchange,
-                Err(failure) => return self.sasl_failure(stream, failure).await,
+                Err(failure) => {
+                    throttle.withdrawn(&ticket);
+                    return self.sasl_failure(stream, failure).await;
+                }
             };
         loop {
             let (returned, step) = tokio::task::spawn_blocking(move || {
@@ -441,15 +462,13 @@ impl Negotiation<'_> {
                     Err(failure) => return self.sasl_failure(stream, failure).await,
                 },
                 Step::Success(data) => {
-                    self.ctx.account_failures.clear(&account_key);
+                    throttle.succeeded(&ticket);
                     let success = Element::new("success", ns::SASL).text(encode_payload(&data));
                     self.send(stream, success).await?;
                     return Ok(Some(user));
                 }
                 Step::Failure(failure) => {
                     info!(jid = %user, mechanism, "authentication failed");
-                    self.ctx.address_failures.record_failure(&address_key);
-                    self.ctx.account_failures.record_failure(&account_key);
                     return self.sasl_failure(stream, failure).await;
                 }
             }
@@ -541,6 +560,18 @@ impl Negotiation<'_> {
     }
 }
 
+/// Awaits a write that precedes closing for at most `limit`; the connection closes either way.
+async fn last_write(
+    limit: std::time::Duration,
+    write: impl std::future::Future<Output = std::io::Result<()>>,
+) {
+    match timeout(limit, write).await {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => debug!(%error, "closing write failed"),
+        Err(_) => debug!("closing write timed out: the client does not read"),
+    }
+}
+
 /// Channel-binding data of a server-side TLS stream.
 pub fn bindings_of(
     ctx: &C2sContext,
@@ -553,4 +584,27 @@ pub fn bindings_of(
         .leaf_for(connection.server_name())
         .map(|c| c.as_ref().to_vec());
     ChannelBindings::from_connection(connection, leaf.as_deref())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn a_stream_error_to_a_peer_that_never_reads_gives_up_after_the_write_timeout() {
+        // The peer end is kept but never read, and its buffer is smaller than the error.
+        let (ours, _peer) = tokio::io::duplex(16);
+        let mut writer = XmlWriter::new(ours, ns::CLIENT);
+        let error = StreamError::with_text(StreamErrorCondition::ConnectionTimeout, "x".repeat(64));
+        let finished = tokio::time::timeout(
+            Duration::from_secs(20),
+            last_write(Duration::from_millis(50), writer.write_stream_error(&error)),
+        )
+        .await;
+        assert!(
+            finished.is_ok(),
+            "the closing write must not wait for the peer"
+        );
+    }
 }

@@ -9,6 +9,9 @@ use sha1::Sha1;
 use sha2::{Sha256, Sha512};
 use thiserror::Error;
 
+/// Bytes of a stored salt.
+pub const SALT_LEN: usize = 16;
+
 /// A hash function SCRAM runs over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ScramHash {
@@ -81,7 +84,7 @@ pub fn derive_credentials(
     Ok(ScramHash::ALL
         .iter()
         .map(|&hash| {
-            let mut salt = vec![0u8; 16];
+            let mut salt = vec![0u8; SALT_LEN];
             rand::rng().fill_bytes(&mut salt);
             let (stored_key, server_key) = match hash {
                 ScramHash::Sha1 => keys::<Sha1>(prepared.as_bytes(), iterations, &salt),

@@ -3,6 +3,7 @@
 
 pub mod channel_binding;
 pub mod credentials;
+pub mod decoy;
 pub mod rate_limit;
 
 use std::sync::{Arc, LazyLock};
@@ -19,7 +20,7 @@ use rsasl::prelude::{Mechname, Registry, SASLConfig, SASLServer, Session, Sessio
 use rsasl::property::{AuthId, AuthzId, Password};
 use rsasl::validate::{Validate, Validation, ValidationError};
 
-use crate::accounts::Account;
+use crate::accounts::LoginAccount;
 use channel_binding::ChannelBindings;
 use credentials::{verify_password, ScramHash};
 
@@ -113,11 +114,11 @@ impl Validation for Verdict {
     type Value = Result<(), SaslFailure>;
 }
 
-/// Answers rsasl's questions from the prefetched account.
+/// Answers rsasl's questions from the prefetched account (or its decoy).
 struct AccountCallback {
     username: String,
     bare_jid: String,
-    account: Option<Account>,
+    login: LoginAccount,
 }
 
 impl SessionCallback for AccountCallback {
@@ -127,9 +128,7 @@ impl SessionCallback for AccountCallback {
         context: &Context,
         request: &mut Request,
     ) -> Result<(), SessionError> {
-        let Some(account) = &self.account else {
-            return Ok(());
-        };
+        let account = &self.login.account;
         if context.get_ref::<AuthId>() != Some(self.username.as_str()) {
             return Ok(());
         }
@@ -161,9 +160,7 @@ impl SessionCallback for AccountCallback {
 
 impl AccountCallback {
     fn judge(&self, mechanism: &str, context: &Context) -> Result<(), SaslFailure> {
-        let Some(account) = &self.account else {
-            return Err(SaslFailure::NotAuthorized);
-        };
+        let account = &self.login.account;
         if context.get_ref::<AuthId>() != Some(self.username.as_str()) {
             return Err(SaslFailure::NotAuthorized);
         }
@@ -184,6 +181,10 @@ impl AccountCallback {
             if !verified {
                 return Err(SaslFailure::NotAuthorized);
             }
+        }
+        // A decoy matches no password; checked last so that it costs what a real check does.
+        if !self.login.exists {
+            return Err(SaslFailure::NotAuthorized);
         }
         Ok(())
     }
@@ -206,13 +207,13 @@ pub struct Exchange {
 }
 
 impl Exchange {
-    /// Starts `mechanism` for a user whose account (if any) was already fetched.
+    /// Starts `mechanism` for a user whose account (or its decoy) was already fetched.
     pub fn start(
         offer: &SaslOffer,
         mechanism: &str,
         username: &str,
         bare_jid: &str,
-        account: Option<Account>,
+        login: LoginAccount,
     ) -> Result<Exchange, SaslFailure> {
         if !offer.mechanism_names().contains(&mechanism) {
             return Err(SaslFailure::InvalidMechanism);
@@ -220,7 +221,7 @@ impl Exchange {
         let callback = AccountCallback {
             username: username.to_owned(),
             bare_jid: bare_jid.to_owned(),
-            account,
+            login,
         };
         let config: Arc<SASLConfig> = SASLConfig::builder()
             .with_registry(Registry::with_mechanisms(offer.registry_mechanisms()))

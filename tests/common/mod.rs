@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod federation;
+pub mod socket_options;
 
 use std::net::SocketAddr;
 use std::pin::Pin;
