@@ -51,6 +51,16 @@ impl TestCa {
         }
     }
 
+    /// A root store holding this authority, for test peers checking a server's certificate.
+    pub fn roots(&self) -> rustls::RootCertStore {
+        use rustls::pki_types::pem::PemObject as _;
+        let mut roots = rustls::RootCertStore::empty();
+        let der = rustls::pki_types::CertificateDer::from_pem_slice(self.pem.as_bytes())
+            .expect("the authority's certificate");
+        roots.add(der).expect("root");
+        roots
+    }
+
     /// The `[s2s]` line trusting this authority.
     pub fn trusted(&self) -> String {
         format!(
