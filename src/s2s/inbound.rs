@@ -25,6 +25,7 @@ use tokio::time::{sleep_until, timeout, timeout_at, Instant};
 use tracing::{debug, info, info_span, Instrument};
 
 use crate::c2s::C2sContext;
+use crate::modules::Event;
 use crate::s2s::connect::{header, invalid_from, stream_id, LinkIo, LinkReader, LinkWriter};
 use crate::s2s::{Policy, S2s, Verification};
 use crate::stream::reader::{Incoming, ReadError, XmlReader};
@@ -421,7 +422,7 @@ async fn receive(ctx: &C2sContext, s2s: &Arc<S2s>, stream: Stream) -> Result<(),
         Err(error) => return fail(&mut stream.writer, error).await,
     };
     if let Some(domain) = external {
-        proven.insert((domain, stream.local.clone()));
+        record_proof(s2s, &mut proven, domain, stream.local.clone());
     }
     let Stream {
         reader,
@@ -460,7 +461,7 @@ async fn receive(ctx: &C2sContext, s2s: &Arc<S2s>, stream: Stream) -> Result<(),
                         break Ok(());
                     }
                     if verification == Verification::Valid {
-                        proven.insert((from, to));
+                        record_proof(s2s, &mut proven, from, to);
                     }
                     continue;
                 }
@@ -515,7 +516,7 @@ async fn receive(ctx: &C2sContext, s2s: &Arc<S2s>, stream: Stream) -> Result<(),
                         break Ok(());
                     }
                     if verification == Verification::Valid {
-                        proven.insert((from, to));
+                        record_proof(s2s, &mut proven, from, to);
                     }
                 }
                 None => {
@@ -590,7 +591,22 @@ async fn receive(ctx: &C2sContext, s2s: &Arc<S2s>, stream: Stream) -> Result<(),
     };
     reader_task.abort();
     verifications.abort_all();
+    let remote_domains: HashSet<String> = proven.into_iter().map(|(remote, _)| remote).collect();
+    for domain in remote_domains {
+        if s2s.inbound_ended(&domain) {
+            let event = Event::RemoteDomainDisconnected { domain: &domain };
+            ctx.router.run_hooks(event).await;
+        }
+    }
     outcome
+}
+
+/// Adds a proven pair, counting the stream among the live ones of its remote domain.
+fn record_proof(s2s: &S2s, proven: &mut HashSet<(String, String)>, remote: String, local: String) {
+    if !proven.iter().any(|(known, _)| *known == remote) {
+        s2s.inbound_proven(&remote);
+    }
+    proven.insert((remote, local));
 }
 
 /// Answers a dialback request with the verdict (errors as XEP-0220 §2.5 describes).

@@ -71,6 +71,13 @@ pub struct S2sConfig {
     /// unique-local or other non-public ranges may be connected to. Domains in `routes` are
     /// always reached where the route says.
     pub allow_private_addresses: bool,
+    /// Available resources of remote contacts whose PEP interests one local account keeps.
+    pub max_remote_resources_per_account: usize,
+    /// Of those, how many may belong to one remote domain, so that one server cannot crowd
+    /// out the contacts of others.
+    pub max_remote_resources_per_domain: usize,
+    /// Of those, how many may belong to one remote contact.
+    pub max_remote_resources_per_contact: usize,
     /// PEM files of the authorities trusted for peers' certificates; absent: the system's
     /// bundle (/etc/ssl/certs/ca-certificates.crt) when there is one.
     pub trust_anchors: Option<Vec<PathBuf>>,
@@ -108,6 +115,9 @@ impl Default for S2sConfig {
             max_dialback_per_stream: 8,
             max_dialback_pending: 256,
             allow_private_addresses: false,
+            max_remote_resources_per_account: 1000,
+            max_remote_resources_per_domain: 100,
+            max_remote_resources_per_contact: 16,
             trust_anchors: None,
             default_policy: Policy::Dialback,
             policies: BTreeMap::new(),
@@ -155,6 +165,8 @@ pub struct S2s {
     shutdown: CancellationToken,
     /// The outbound links, waited for at shutdown.
     tasks: TaskTracker,
+    /// Live inbound streams per remote domain proven on them.
+    inbound: Mutex<HashMap<String, usize>>,
 }
 
 impl S2s {
@@ -188,6 +200,7 @@ impl S2s {
             verifications: Arc::new(Semaphore::new(config.max_dialback_pending)),
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
+            inbound: Mutex::new(HashMap::new()),
             config,
         }))
     }
@@ -203,6 +216,26 @@ impl S2s {
     /// pending verifications is reached.
     pub fn verification_slot(&self) -> Option<OwnedSemaphorePermit> {
         self.verifications.clone().try_acquire_owned().ok()
+    }
+
+    /// Notes that an inbound stream proved `domain`.
+    pub fn inbound_proven(&self, domain: &str) {
+        let mut inbound = self.inbound.lock().unwrap_or_else(|e| e.into_inner());
+        *inbound.entry(domain.to_owned()).or_insert(0) += 1;
+    }
+
+    /// Notes that an inbound stream that proved `domain` ended; true when it was the last.
+    pub fn inbound_ended(&self, domain: &str) -> bool {
+        let mut inbound = self.inbound.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(count) = inbound.get_mut(domain) else {
+            return true;
+        };
+        *count = count.saturating_sub(1);
+        if *count > 0 {
+            return false;
+        }
+        inbound.remove(domain);
+        true
     }
 
     /// How long one write to a peer server may block.
