@@ -8,7 +8,7 @@ mod common;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use common::federation::server_header;
+use common::federation::{accept_outbound_link, server_header, TestCa};
 use common::{free_port, RawClient, TestServer, GUARD};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -221,6 +221,42 @@ async fn an_inbound_server_stream_that_stops_reading_loses_its_connection() {
     .await;
     flood.abort();
     assert!(freed.is_ok(), "the stalled connection kept its slot");
+}
+
+#[tokio::test]
+async fn an_outbound_link_to_a_peer_that_stops_reading_is_dropped_and_its_stanzas_bounce() {
+    let ca = TestCa::new();
+    // The peer's small receive window makes our writes back up quickly.
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(4096).expect("receive buffer");
+    socket
+        .bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .expect("bind");
+    let remote = socket.listen(16).expect("listen");
+    let remote_port = remote.local_addr().expect("address").port();
+    let server = TestServer::start_domain(
+        "a.test",
+        &format!("[s2s]\nwrite_timeout_secs = 1\nmax_queue_bytes = 67108864\n[s2s.routes]\n\"b.test\" = \"127.0.0.1:{remote_port}\"\n"),
+    )
+    .await;
+    server.add_user("alice@a.test", "wonderland").await;
+    let mut alice = RawClient::login(&server, "alice", "wonderland", "r").await;
+    alice
+        .send("<message to='bob@b.test' type='chat' id='m0'><body>hello</body></message>")
+        .await;
+    let mut peer = accept_outbound_link(&ca, &remote).await;
+    peer.expect("id='m0'").await;
+    // Megabytes more than the socket buffers hold, which the peer never reads.
+    let body = "x".repeat(200 * 1024);
+    for n in 0..40 {
+        alice
+            .send(&format!(
+                "<message to='bob@b.test' type='chat' id='big{n}'><body>{body}</body></message>"
+            ))
+            .await;
+    }
+    let bounce = alice.expect_stanza("<remote-server-not-found").await;
+    assert!(bounce.contains("type='error'"), "{bounce}");
 }
 
 /// STARTTLS on a server stream, reading only what the handshake needs.
