@@ -8,8 +8,10 @@ mod common;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use common::federation::{accept_outbound_link, server_header, TestCa};
+use common::federation::{accept_outbound_link, inbound_link, server_header, TestCa};
 use common::{free_port, RawClient, TestServer, GUARD};
+use rempart_xep::caps::ver_string;
+use rempart_xep::disco::{DiscoInfo, Identity};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -257,6 +259,78 @@ async fn an_outbound_link_to_a_peer_that_stops_reading_is_dropped_and_its_stanza
     }
     let bounce = alice.expect_stanza("<remote-server-not-found").await;
     assert!(bounce.contains("type='error'"), "{bounce}");
+}
+
+/// A remote client that wants OMEMO device list notifications.
+fn notify_client() -> DiscoInfo {
+    DiscoInfo {
+        node: None,
+        identities: vec![Identity::new("client", "pc").named("Remote Client")],
+        features: vec!["urn:xmpp:omemo:2:devices+notify".to_owned()],
+        forms: vec![],
+    }
+}
+
+#[tokio::test]
+async fn remote_pep_interests_expire_when_the_remote_link_ends() {
+    let ca = TestCa::new();
+    let port = free_port();
+    let remote = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let remote_port = remote.local_addr().expect("address").port();
+    let server = TestServer::start_domain(
+        "a.test",
+        &format!(
+            "{}[[listeners]]\nkind = \"s2s\"\naddress = \"127.0.0.1:{port}\"\n[s2s]\n{}[s2s.routes]\n\"b.test\" = \"127.0.0.1:{remote_port}\"\n",
+            ca.serving("a.test", "a.test"),
+            ca.trusted()
+        ),
+    )
+    .await;
+    server.add_user("alice@a.test", "wonderland").await;
+    let mut alice = RawClient::online(&server, "alice", "wonderland", "r").await;
+    let published = alice
+        .iq("p1", "<iq type='set' id='p1'><pubsub xmlns='http://jabber.org/protocol/pubsub'><publish node='urn:xmpp:omemo:2:devices'><item id='current'><devices xmlns='urn:xmpp:omemo:2'><device id='1'/></devices></item></publish></pubsub></iq>")
+        .await;
+    assert!(published.contains("type='result'"), "{published}");
+    // pat@b.test subscribes to alice's presence over an inbound link from b.test.
+    let mut inbound = inbound_link(&ca, port, "a.test", "b.test").await;
+    inbound
+        .send("<presence from='pat@b.test' to='alice@a.test' type='subscribe'/>")
+        .await;
+    alice.expect_stanza("type='subscribe'").await;
+    alice
+        .send("<presence to='pat@b.test' type='subscribed'/>")
+        .await;
+    let mut outbound = accept_outbound_link(&ca, &remote).await;
+    outbound.expect("type='subscribed'").await;
+    // pat's client announces +notify for device lists; a.test asks what its caps mean.
+    let ver = ver_string(&notify_client());
+    let presence = format!("<presence from='pat@b.test/phone' to='alice@a.test'><c xmlns='http://jabber.org/protocol/caps' hash='sha-1' node='urn:test:remote' ver='{ver}'/></presence>");
+    inbound.send(&presence).await;
+    let asked = outbound
+        .expect("http://jabber.org/protocol/disco#info")
+        .await;
+    let query = &asked[asked.rfind("<iq").expect("a disco query")..];
+    let id = query
+        .split(" id='")
+        .nth(1)
+        .and_then(|rest| rest.split('\'').next())
+        .expect("the query's id");
+    inbound
+        .send(&format!("<iq type='result' id='{id}' from='pat@b.test/phone' to='a.test'><query xmlns='http://jabber.org/protocol/disco#info' node='urn:test:remote#{ver}'><identity category='client' type='pc' name='Remote Client'/><feature var='urn:xmpp:omemo:2:devices+notify'/></query></iq>"))
+        .await;
+    // Interests known: the last item goes to pat's resource.
+    outbound.expect("<device id='1'/>").await;
+    // b.test's link ends; later it comes back and pat's client repeats the same presence.
+    inbound.send("</stream:stream>").await;
+    inbound.read_to_close().await;
+    let mut inbound = inbound_link(&ca, port, "a.test", "b.test").await;
+    inbound.send(&presence).await;
+    // What the old link told a.test expired with it: the presence counts as new, and the last
+    // item is sent again.
+    outbound.expect("<device id='1'/>").await;
 }
 
 /// STARTTLS on a server stream, reading only what the handshake needs.

@@ -7,11 +7,9 @@ mod common;
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::Stdio;
-use std::sync::Arc;
 
-use common::federation::{accept_outbound_link, server_header, TestCa, Wire};
+use common::federation::{accept_outbound_link, inbound_link, TestCa};
 use common::{free_port, RawClient, GUARD};
-use tokio::net::TcpStream;
 
 const BIN: &str = env!("CARGO_BIN_EXE_rempart");
 
@@ -83,40 +81,6 @@ async fn client(port: u16, user: &str, resource: &str) -> RawClient {
     client
 }
 
-/// An inbound server stream from peer.test, proven by its certificate in answer to a
-/// dialback request (XEP-0344).
-async fn inbound_link(ca: &TestCa, port: u16) -> Wire<tokio_rustls::client::TlsStream<TcpStream>> {
-    let opening = server_header("a.test", Some("peer.test"));
-    let tcp = TcpStream::connect(("127.0.0.1", port))
-        .await
-        .expect("connect");
-    let mut plain = Wire::new(tcp);
-    plain.send(&opening).await;
-    plain.expect("</stream:features>").await;
-    plain
-        .send("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
-        .await;
-    plain.expect("<proceed").await;
-    plain.expect("/>").await;
-    let (chain, key) = ca.identity("peer.test");
-    let config = rustls::ClientConfig::builder()
-        .with_root_certificates(ca.roots())
-        .with_client_auth_cert(chain, key)
-        .expect("client certificate");
-    let name = rustls::pki_types::ServerName::try_from("a.test").expect("name");
-    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
-        .connect(name, plain.io)
-        .await
-        .expect("TLS");
-    let mut link = Wire::new(tls);
-    link.send(&opening).await;
-    link.expect("</stream:features>").await;
-    link.send("<db:result from='peer.test' to='a.test'>00</db:result>")
-        .await;
-    link.expect("type='valid'").await;
-    link
-}
-
 #[tokio::test]
 async fn sigterm_closes_every_client_and_server_stream_with_system_shutdown_and_exits_0() {
     let ca = TestCa::new();
@@ -147,7 +111,7 @@ async fn sigterm_closes_every_client_and_server_stream_with_system_shutdown_and_
         client(c2s_port, "carol", "desk").await,
     ];
     // An inbound link, proven and carrying a stanza.
-    let mut inbound = inbound_link(&ca, s2s_port).await;
+    let mut inbound = inbound_link(&ca, s2s_port, "a.test", "peer.test").await;
     inbound
         .send("<message from='pat@peer.test/x' to='alice@a.test/phone' type='chat' id='in1'><body>hi</body></message>")
         .await;

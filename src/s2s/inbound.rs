@@ -475,6 +475,8 @@ async fn receive(ctx: &C2sContext, s2s: &Arc<S2s>, stream: Stream) -> Result<(),
             Ok(Incoming::Element(element)) => element,
             Ok(Incoming::Whitespace) => continue,
             Ok(Incoming::StreamEnd) => {
+                // What the peer's domains told us expires before our close confirms the end.
+                release_domains(ctx, s2s, std::mem::take(&mut proven)).await;
                 let _ = writer.close().await;
                 break Ok(());
             }
@@ -591,6 +593,13 @@ async fn receive(ctx: &C2sContext, s2s: &Arc<S2s>, stream: Stream) -> Result<(),
     };
     reader_task.abort();
     verifications.abort_all();
+    release_domains(ctx, s2s, proven).await;
+    outcome
+}
+
+/// Uncounts the stream from the live ones of each remote domain proven on it; a domain left
+/// without any is announced as disconnected.
+async fn release_domains(ctx: &C2sContext, s2s: &S2s, proven: HashSet<(String, String)>) {
     let remote_domains: HashSet<String> = proven.into_iter().map(|(remote, _)| remote).collect();
     for domain in remote_domains {
         if s2s.inbound_ended(&domain) {
@@ -598,7 +607,6 @@ async fn receive(ctx: &C2sContext, s2s: &Arc<S2s>, stream: Stream) -> Result<(),
             ctx.router.run_hooks(event).await;
         }
     }
-    outcome
 }
 
 /// Adds a proven pair, counting the stream among the live ones of its remote domain.

@@ -284,3 +284,44 @@ pub async fn accept_outbound_link(
         .await;
     link
 }
+
+/// An inbound server stream from `remote` to `local` at `port`, `remote` proven by a
+/// certificate of `ca` in answer to its dialback request (XEP-0344).
+pub async fn inbound_link(
+    ca: &TestCa,
+    port: u16,
+    local: &str,
+    remote: &str,
+) -> Wire<tokio_rustls::client::TlsStream<TcpStream>> {
+    let opening = server_header(local, Some(remote));
+    let tcp = TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
+    let mut plain = Wire::new(tcp);
+    plain.send(&opening).await;
+    plain.expect("</stream:features>").await;
+    plain
+        .send("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+        .await;
+    plain.expect("<proceed").await;
+    plain.expect("/>").await;
+    let (chain, key) = ca.identity(remote);
+    let config = rustls::ClientConfig::builder()
+        .with_root_certificates(ca.roots())
+        .with_client_auth_cert(chain, key)
+        .expect("client certificate");
+    let name = rustls::pki_types::ServerName::try_from(local.to_owned()).expect("name");
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(name, plain.io)
+        .await
+        .expect("TLS");
+    let mut link = Wire::new(tls);
+    link.send(&opening).await;
+    link.expect("</stream:features>").await;
+    link.send(&format!(
+        "<db:result from='{remote}' to='{local}'>00</db:result>"
+    ))
+    .await;
+    link.expect("type='valid'").await;
+    link
+}
