@@ -195,8 +195,16 @@ pub struct LimitsConfig {
     pub max_stream_header_declarations: usize,
     /// Seconds a connection may take to authenticate and bind.
     pub negotiation_timeout_secs: u64,
-    /// Simultaneous connections accepted on all listeners.
+    /// Simultaneous connections accepted on all listeners together.
     pub max_connections: usize,
+    /// Simultaneous connections accepted on the client listeners (c2s, c2s-direct-tls).
+    pub max_c2s_connections: usize,
+    /// Simultaneous connections accepted on the server listeners (s2s, s2s-direct-tls), so
+    /// that unauthenticated server streams cannot take the clients' places.
+    pub max_s2s_connections: usize,
+    /// Seconds streams get at shutdown to close themselves with `system-shutdown` before
+    /// their connections are dropped.
+    pub shutdown_grace_secs: u64,
     /// Pending connections the kernel queues per listener before the server accepts them.
     pub listen_backlog: u32,
     /// Simultaneous connections from one client address (0: no limit; many users may share
@@ -225,6 +233,9 @@ impl Default for LimitsConfig {
             max_stream_header_declarations: 8,
             negotiation_timeout_secs: 30,
             max_connections: 100_000,
+            max_c2s_connections: 100_000,
+            max_s2s_connections: 1_000,
+            shutdown_grace_secs: 5,
             listen_backlog: 4096,
             max_connections_per_address: 0,
             idle_ping_secs: 300,

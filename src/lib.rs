@@ -21,7 +21,6 @@ use std::sync::Arc;
 
 use thiserror::Error;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::info;
@@ -31,7 +30,7 @@ use crate::admin::AdminService;
 use crate::c2s::C2sContext;
 use crate::config::{Config, ListenerConfig};
 use crate::modules::{enabled_modules, Registry};
-use crate::net::per_address::PerAddress;
+use crate::net::listener::ConnectionLimits;
 use crate::net::tls::{TlsContext, TlsError};
 use crate::router::Router;
 use crate::storage::{Storage, StorageError};
@@ -174,16 +173,13 @@ impl Server {
             self.tls.clone(),
             shutdown.clone(),
         ));
-        let limits = &self.router.config.limits;
-        let connections = Arc::new(Semaphore::new(limits.max_connections));
-        let per_address = PerAddress::new(limits.max_connections_per_address);
+        let limits = ConnectionLimits::new(&self.router.config.limits);
         for (listener, config) in self.listeners {
             tracker.spawn(net::listener::accept_loop(
                 listener,
                 config,
                 ctx.clone(),
-                connections.clone(),
-                per_address.clone(),
+                limits.clone(),
                 tracker.clone(),
                 shutdown.clone(),
             ));
@@ -194,7 +190,8 @@ impl Server {
         shutdown.cancelled().await;
         info!("shutting down");
         tracker.close();
-        tracker.wait().await;
+        // Inbound streams and outbound links close concurrently, each with `system-shutdown`.
+        tokio::join!(tracker.wait(), self.router.s2s().shut_down());
         self.router.storage.flush().await?;
         info!("stopped");
         Ok(())

@@ -362,16 +362,6 @@ async fn server_generates_a_resource_when_none_is_requested() {
 }
 
 #[tokio::test]
-async fn shutdown_sends_system_shutdown_to_every_stream() {
-    let server = TestServer::start().await;
-    server.add_user("alice@localhost", "wonderland").await;
-    let mut client = RawClient::login(&server, "alice", "wonderland", "r").await;
-    server.stop().await;
-    let reply = client.read_to_close().await;
-    assert!(reply.contains("<system-shutdown"), "{reply}");
-}
-
-#[tokio::test]
 async fn plain_is_offered_over_tls_when_enabled_and_checks_the_password() {
     let server = TestServer::start_with("[auth]\nallow_plain = true\n").await;
     server.add_user("alice@localhost", "wonderland").await;

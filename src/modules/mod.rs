@@ -81,6 +81,8 @@ pub enum HookPoint {
     SubscriptionRevoked,
     /// See [`Event::ContactInterestsKnown`].
     ContactInterestsKnown,
+    /// See [`Event::RemoteDomainDisconnected`].
+    RemoteDomainDisconnected,
 }
 
 /// Something that happened, handed to the hooks registered for it.
@@ -156,6 +158,12 @@ pub enum Event<'a> {
         /// The contact's resource.
         contact: &'a FullJid,
     },
+    /// The last inbound server stream on which a remote domain was proven ended: what it
+    /// told us (presence, interests) is no longer current.
+    RemoteDomainDisconnected {
+        /// The remote domain.
+        domain: &'a str,
+    },
 }
 
 impl Event<'_> {
@@ -172,6 +180,7 @@ impl Event<'_> {
             Event::SubscriptionApproved { .. } => HookPoint::SubscriptionApproved,
             Event::SubscriptionRevoked { .. } => HookPoint::SubscriptionRevoked,
             Event::ContactInterestsKnown { .. } => HookPoint::ContactInterestsKnown,
+            Event::RemoteDomainDisconnected { .. } => HookPoint::RemoteDomainDisconnected,
         }
     }
 }
@@ -416,6 +425,7 @@ pub fn enabled_modules(
         let contacts = Arc::new(remote_interests::RemoteInterests::new(
             caps,
             rosters.clone(),
+            remote_interests::RemoteLimits::of(&router_config.s2s),
         ));
         modules.push(contacts.clone());
         modules.push(Arc::new(pep::PepModule::new(

@@ -2,6 +2,8 @@
 //! resources wants (`+notify`, learnt through the caps module), taken from the presence they
 //! send a local account they are subscribed to, and kept in memory once per account, so that
 //! PEP notifies them and sends them last items as it does local contacts' sessions.
+//! What a remote server told us is forgotten when its last inbound stream ends, and each
+//! remote domain and contact has its own share of an account's room.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -15,10 +17,37 @@ use crate::modules::caps::{AnnouncedCaps, Announcer, CapsModule};
 use crate::modules::roster::RosterModule;
 use crate::modules::{priority, Event, EventHook, Flow, HookPoint, Implements, Module, Registrar};
 use crate::router::Router;
+use crate::s2s::S2sConfig;
 
-/// Remote resources remembered per account: room for every device of every contact, while a
-/// peer announcing endless resources cannot grow memory without bound.
-const MAX_PER_ACCOUNT: usize = 1000;
+/// How many remote resources one account remembers: room for every device of every
+/// contact, while a peer announcing endless resources can neither grow memory without bound
+/// nor take the places of other servers' or other contacts' resources.
+#[derive(Debug, Clone, Copy)]
+pub struct RemoteLimits {
+    /// Per local account.
+    pub per_account: usize,
+    /// Per local account and remote domain.
+    pub per_domain: usize,
+    /// Per local account and remote contact.
+    pub per_contact: usize,
+}
+
+impl RemoteLimits {
+    /// The limits of the `[s2s]` section.
+    pub fn of(config: &S2sConfig) -> RemoteLimits {
+        RemoteLimits {
+            per_account: config.max_remote_resources_per_account,
+            per_domain: config.max_remote_resources_per_domain,
+            per_contact: config.max_remote_resources_per_contact,
+        }
+    }
+}
+
+impl Default for RemoteLimits {
+    fn default() -> Self {
+        RemoteLimits::of(&S2sConfig::default())
+    }
+}
 
 /// An available remote resource.
 struct Resource {
@@ -32,6 +61,7 @@ struct Resource {
 #[derive(Default)]
 struct Known {
     by_owner: HashMap<BareJid, HashMap<FullJid, Resource>>,
+    limits: RemoteLimits,
 }
 
 impl Known {
@@ -54,8 +84,22 @@ impl Known {
             resource.ver = ver.to_owned();
             return true;
         }
-        if resources.len() >= MAX_PER_ACCOUNT {
+        if resources.len() >= self.limits.per_account {
             debug!("too many remote resources for one account; this one is not tracked");
+            return false;
+        }
+        let same_domain = resources
+            .keys()
+            .filter(|known| known.domain() == contact.domain());
+        let (mut of_domain, mut of_contact) = (0, 0);
+        for known in same_domain {
+            of_domain += 1;
+            if known.node() == contact.node() {
+                of_contact += 1;
+            }
+        }
+        if of_domain >= self.limits.per_domain || of_contact >= self.limits.per_contact {
+            debug!(domain = %contact.domain(), "too many remote resources of one domain or contact; this one is not tracked");
             return false;
         }
         resources.insert(
@@ -98,6 +142,14 @@ impl Known {
                 self.by_owner.remove(owner);
             }
         }
+    }
+
+    /// Forgets every resource of `domain`, for every account.
+    fn forget_domain(&mut self, domain: &str) {
+        self.by_owner.retain(|_, resources| {
+            resources.retain(|jid, _| jid.domain().as_str() != domain);
+            !resources.is_empty()
+        });
     }
 
     fn interested(&self, owner: &BareJid, node: &str) -> Vec<FullJid> {
@@ -182,17 +234,26 @@ impl Module for RemoteInterests {
             priority::HANDLER,
             self.clone(),
         );
-        registrar.hook(HookPoint::SubscriptionRevoked, priority::HANDLER, self);
+        registrar.hook(
+            HookPoint::SubscriptionRevoked,
+            priority::HANDLER,
+            self.clone(),
+        );
+        registrar.hook(HookPoint::RemoteDomainDisconnected, priority::HANDLER, self);
     }
 }
 
 impl RemoteInterests {
-    /// A tracker learning interests through `caps`, checking subscriptions in `rosters`.
-    pub fn new(caps: Arc<CapsModule>, rosters: Arc<RosterModule>) -> Self {
+    /// A tracker learning interests through `caps`, checking subscriptions in `rosters`,
+    /// remembering as many resources as `limits` allow.
+    pub fn new(caps: Arc<CapsModule>, rosters: Arc<RosterModule>, limits: RemoteLimits) -> Self {
         RemoteInterests {
             caps,
             rosters,
-            known: Arc::default(),
+            known: Arc::new(Mutex::new(Known {
+                by_owner: HashMap::new(),
+                limits,
+            })),
         }
     }
 
@@ -273,6 +334,10 @@ impl EventHook for RemoteInterests {
             Event::SubscriptionRevoked { user, contact } => {
                 self.known().forget(user, |jid| jid.to_bare() == **contact);
             }
+            Event::RemoteDomainDisconnected { domain } => {
+                debug!(%domain, "the remote domain's link ended: its contacts' interests expire");
+                self.known().forget_domain(domain);
+            }
             _ => {}
         }
         Flow::Continue
@@ -345,9 +410,62 @@ mod tests {
     #[test]
     fn an_account_remembers_a_bounded_number_of_resources() {
         let mut known = Known::default();
-        for n in 0..MAX_PER_ACCOUNT {
+        let limits = known.limits;
+        let mut added = 0;
+        'domains: for domain in 0.. {
+            for contact in 0..limits.per_domain / limits.per_contact {
+                for resource in 0..limits.per_contact {
+                    let resource = format!("c{contact}@d{domain}.test/{resource}");
+                    assert!(known.remember(&owner(), &jid(&resource), "v1"));
+                    added += 1;
+                    if added == limits.per_account {
+                        break 'domains;
+                    }
+                }
+            }
+        }
+        assert!(!known.remember(&owner(), &jid("bob@fresh.test/one-too-many"), "v1"));
+    }
+
+    #[test]
+    fn one_remote_domain_cannot_crowd_out_the_others() {
+        let mut known = Known::default();
+        let limits = known.limits;
+        for n in 0..limits.per_domain {
+            let resource = format!("user{}@b.test/{}", n / limits.per_contact, n);
+            assert!(known.remember(&owner(), &jid(&resource), "v1"));
+        }
+        assert!(!known.remember(&owner(), &jid("another@b.test/phone"), "v1"));
+        assert!(known.remember(&owner(), &jid("carol@c.test/phone"), "v1"));
+    }
+
+    #[test]
+    fn one_remote_contact_cannot_crowd_out_its_neighbours() {
+        let mut known = Known::default();
+        for n in 0..known.limits.per_contact {
             assert!(known.remember(&owner(), &jid(&format!("bob@b.test/{n}")), "v1"));
         }
         assert!(!known.remember(&owner(), &jid("bob@b.test/one-too-many"), "v1"));
+        assert!(known.remember(&owner(), &jid("dave@b.test/phone"), "v1"));
+    }
+
+    #[test]
+    fn interests_expire_when_their_domain_disconnects() {
+        let mut known = Known::default();
+        let other_owner = BareJid::new("zoe@a.test").expect("bare jid");
+        for (owner, resource) in [
+            (owner(), "bob@b.test/phone"),
+            (other_owner.clone(), "bob@b.test/laptop"),
+            (owner(), "carol@c.test/pc"),
+        ] {
+            known.remember(&owner, &jid(resource), "v1");
+            known.learn(&owner, &jid(resource), "v1", wanting("devices"));
+        }
+        known.forget_domain("b.test");
+        assert_eq!(
+            known.interested(&owner(), "devices"),
+            vec![jid("carol@c.test/pc")]
+        );
+        assert!(known.interested(&other_owner, "devices").is_empty());
     }
 }

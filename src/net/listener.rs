@@ -1,25 +1,60 @@
-//! TCP listeners: accept connections under a global connection bound and hand each one to
-//! its own task, tracked for a clean shutdown.
+//! TCP listeners: accept connections under a global bound and a bound per kind (client or
+//! server), and hand each one to its own task, tracked for a clean shutdown.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::c2s::{serve_connection, C2sContext};
-use crate::config::{ListenerConfig, ListenerKind};
+use crate::config::{LimitsConfig, ListenerConfig, ListenerKind};
 use crate::net::per_address::PerAddress;
+
+/// The connection bounds every listener shares.
+#[derive(Clone)]
+pub struct ConnectionLimits {
+    /// All connections together.
+    total: Arc<Semaphore>,
+    /// Client connections.
+    c2s: Arc<Semaphore>,
+    /// Server connections.
+    s2s: Arc<Semaphore>,
+    /// Connections per client address.
+    per_address: Arc<PerAddress>,
+    /// How long streams may take to close after shutdown before they are dropped.
+    shutdown_grace: Duration,
+}
+
+impl ConnectionLimits {
+    /// The bounds of `limits`.
+    pub fn new(limits: &LimitsConfig) -> ConnectionLimits {
+        ConnectionLimits {
+            total: Arc::new(Semaphore::new(limits.max_connections)),
+            c2s: Arc::new(Semaphore::new(limits.max_c2s_connections)),
+            s2s: Arc::new(Semaphore::new(limits.max_s2s_connections)),
+            per_address: PerAddress::new(limits.max_connections_per_address),
+            shutdown_grace: Duration::from_secs(limits.shutdown_grace_secs),
+        }
+    }
+
+    fn of_kind(&self, kind: ListenerKind) -> &Arc<Semaphore> {
+        match kind {
+            ListenerKind::C2s | ListenerKind::C2sDirectTls => &self.c2s,
+            ListenerKind::S2s | ListenerKind::S2sDirectTls => &self.s2s,
+        }
+    }
+}
 
 /// Accepts on `listener` until shutdown.
 pub async fn accept_loop(
     listener: TcpListener,
     config: ListenerConfig,
     ctx: Arc<C2sContext>,
-    connections: Arc<Semaphore>,
-    per_address: Arc<PerAddress>,
+    limits: ConnectionLimits,
     tracker: TaskTracker,
     shutdown: CancellationToken,
 ) {
@@ -37,27 +72,45 @@ pub async fn accept_loop(
                 continue;
             }
         };
-        let Ok(permit) = connections.clone().try_acquire_owned() else {
+        let Ok(permit) = limits.total.clone().try_acquire_owned() else {
             warn!(%peer, "connection limit reached, refusing");
             continue;
         };
-        let Some(slot) = per_address.acquire(peer.ip()) else {
+        let Ok(kind_permit) = limits.of_kind(config.kind).clone().try_acquire_owned() else {
+            warn!(%peer, kind = ?config.kind, "connection limit of this kind reached, refusing");
+            continue;
+        };
+        let Some(slot) = limits.per_address.acquire(peer.ip()) else {
             warn!(%peer, "per-address connection limit reached, refusing");
             continue;
         };
         let ctx = ctx.clone();
         let config = config.clone();
+        let (shutdown, grace) = (shutdown.clone(), limits.shutdown_grace);
         tracker.spawn(async move {
-            match config.kind {
-                ListenerKind::S2s => crate::s2s::inbound::serve(ctx, tcp, peer, false).await,
-                ListenerKind::S2sDirectTls => {
-                    crate::s2s::inbound::serve(ctx, tcp, peer, true).await
+            let serve = async {
+                match config.kind {
+                    ListenerKind::S2s => crate::s2s::inbound::serve(ctx, tcp, peer, false).await,
+                    ListenerKind::S2sDirectTls => {
+                        crate::s2s::inbound::serve(ctx, tcp, peer, true).await
+                    }
+                    ListenerKind::C2s | ListenerKind::C2sDirectTls => {
+                        serve_connection(ctx, tcp, peer, config).await
+                    }
                 }
-                ListenerKind::C2s | ListenerKind::C2sDirectTls => {
-                    serve_connection(ctx, tcp, peer, config).await
-                }
+            };
+            // At shutdown a stream has the grace period to say `system-shutdown` and close;
+            // one still negotiating or writing to a peer that does not read is dropped then.
+            let dropped_after_grace = async {
+                shutdown.cancelled().await;
+                tokio::time::sleep(grace).await;
+            };
+            tokio::select! {
+                () = serve => {}
+                () = dropped_after_grace => debug!(%peer, "connection dropped at shutdown"),
             }
             drop(slot);
+            drop(kind_permit);
             drop(permit);
         });
     }

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use rand::distr::{Alphanumeric, SampleString};
 use rempart_xep::element::Element;
@@ -67,6 +68,9 @@ pub enum ConnectError {
     /// It took too long.
     #[error("timed out")]
     Timeout,
+    /// The server is shutting down.
+    #[error("the server is shutting down")]
+    ShuttingDown,
 }
 
 /// Presents one fixed certificate: ours, for the local domain the link is opened from.
@@ -186,11 +190,15 @@ fn feature_names(features: &Element) -> String {
     }
 }
 
-fn split_link(io: Box<dyn LinkIo>, limits: ReaderLimits) -> (LinkReader, LinkWriter) {
+fn split_link(
+    io: Box<dyn LinkIo>,
+    limits: ReaderLimits,
+    write_timeout: Duration,
+) -> (LinkReader, LinkWriter) {
     let (read, write) = split(io);
     (
         XmlReader::new(read, limits),
-        XmlWriter::new(write, ns::SERVER),
+        XmlWriter::with_timeout(write, ns::SERVER, write_timeout),
     )
 }
 
@@ -201,6 +209,7 @@ pub async fn open(
     remote: &str,
     tls: &ClientTls,
     limits: ReaderLimits,
+    write_timeout: Duration,
     observe: Observer<'_>,
 ) -> Result<OpenStream, ConnectError> {
     let tcp = TcpStream::connect(endpoint.address).await.map_err(io)?;
@@ -217,7 +226,7 @@ pub async fn open(
     } else {
         (
             tls.starttls.clone(),
-            starttls(tcp, local, remote, limits, observe).await?,
+            starttls(tcp, local, remote, limits, write_timeout, observe).await?,
         )
     };
     let name = ServerName::try_from(remote.to_owned()).map_err(protocol)?;
@@ -240,7 +249,7 @@ pub async fn open(
             peer_chain.len(),
         ),
     );
-    let (mut reader, mut writer) = split_link(Box::new(secured), limits);
+    let (mut reader, mut writer) = split_link(Box::new(secured), limits, write_timeout);
     let (peer_stream_id, features) =
         exchange_headers(&mut reader, &mut writer, local, remote).await?;
     observe(
@@ -265,9 +274,10 @@ async fn starttls(
     local: &str,
     remote: &str,
     limits: ReaderLimits,
+    write_timeout: Duration,
     observe: Observer<'_>,
 ) -> Result<Box<dyn LinkIo>, ConnectError> {
-    let (mut reader, mut writer) = split_link(Box::new(tcp), limits);
+    let (mut reader, mut writer) = split_link(Box::new(tcp), limits, write_timeout);
     let (_, features) = exchange_headers(&mut reader, &mut writer, local, remote).await?;
     observe(
         "stream",

@@ -25,6 +25,7 @@ use tokio::time::{sleep_until, timeout, timeout_at, Instant};
 use tracing::{debug, info, info_span, Instrument};
 
 use crate::c2s::C2sContext;
+use crate::modules::Event;
 use crate::s2s::connect::{header, invalid_from, stream_id, LinkIo, LinkReader, LinkWriter};
 use crate::s2s::{Policy, S2s, Verification};
 use crate::stream::reader::{Incoming, ReadError, XmlReader};
@@ -42,7 +43,10 @@ pub async fn serve(ctx: Arc<C2sContext>, tcp: TcpStream, peer: SocketAddr, direc
     async move {
         let s2s = ctx.router.s2s().clone();
         let deadline = ctx.negotiation_timeout();
-        let secured = timeout(deadline, secure(&ctx, &s2s, tcp, direct_tls)).await;
+        let secured = tokio::select! {
+            secured = timeout(deadline, secure(&ctx, &s2s, tcp, direct_tls)) => secured,
+            () = ctx.shutdown.cancelled() => return,
+        };
         let Ok(Ok(stream)) = secured else {
             debug!("inbound stream ended before it was secured");
             return;
@@ -72,7 +76,7 @@ fn open(io: Box<dyn LinkIo>, s2s: &S2s) -> (Reader, Writer) {
     let (read, write) = split(io);
     (
         XmlReader::new(read, s2s.limits()),
-        XmlWriter::new(write, ns::SERVER),
+        XmlWriter::with_timeout(write, ns::SERVER, s2s.write_timeout()),
     )
 }
 
@@ -294,6 +298,24 @@ fn judge_dialback(
     }
 }
 
+/// Refuses a verification the stream may not start now: a second one for a pair already
+/// being verified (`conflict`), or one beyond the per-stream limit (`resource-constraint`,
+/// XEP-0220 §2.4).
+fn refuse_verification(
+    s2s: &S2s,
+    verifying: &HashSet<(String, String)>,
+    from: &str,
+    to: &str,
+) -> Option<Verification> {
+    if verifying.contains(&(from.to_owned(), to.to_owned())) {
+        Some(Verification::Error(Condition::Conflict))
+    } else if verifying.len() >= s2s.config.max_dialback_per_stream {
+        Some(Verification::Error(Condition::ResourceConstraint))
+    } else {
+        None
+    }
+}
+
 /// What the reader task passes on.
 type Read = Result<Incoming, ReadError>;
 
@@ -318,7 +340,14 @@ async fn external_phase(
     prove_by: Instant,
 ) -> (Stream, Result<Start, StreamError>) {
     while stream.external_offered {
-        let read = match timeout_at(prove_by, stream.reader.next()).await {
+        let read = tokio::select! {
+            read = timeout_at(prove_by, stream.reader.next()) => read,
+            () = ctx.shutdown.cancelled() => {
+                let error = StreamError::new(StreamErrorCondition::SystemShutdown);
+                return (stream, Err(error));
+            }
+        };
+        let read = match read {
             Ok(read) => read,
             Err(_) => {
                 let error = StreamError::new(StreamErrorCondition::ConnectionTimeout);
@@ -393,7 +422,7 @@ async fn receive(ctx: &C2sContext, s2s: &Arc<S2s>, stream: Stream) -> Result<(),
         Err(error) => return fail(&mut stream.writer, error).await,
     };
     if let Some(domain) = external {
-        proven.insert((domain, stream.local.clone()));
+        record_proof(s2s, &mut proven, domain, stream.local.clone());
     }
     let Stream {
         reader,
@@ -406,6 +435,8 @@ async fn receive(ctx: &C2sContext, s2s: &Arc<S2s>, stream: Stream) -> Result<(),
     let (reads_tx, mut reads) = mpsc::channel::<Read>(16);
     let reader_task = tokio::spawn(read_all(reader, reads_tx));
     let mut verifications: JoinSet<Judged> = JoinSet::new();
+    // The (remote domain, local domain) pairs whose verification is in flight.
+    let mut verifying: HashSet<(String, String)> = HashSet::new();
     let outcome = loop {
         let wait_until = if proven.is_empty() {
             prove_by
@@ -419,13 +450,18 @@ async fn receive(ctx: &C2sContext, s2s: &Arc<S2s>, stream: Stream) -> Result<(),
                     Some(read) => read,
                     None => break Ok(()),
                 },
+                () = ctx.shutdown.cancelled() => {
+                    let error = StreamError::new(StreamErrorCondition::SystemShutdown);
+                    break fail(&mut writer, error).await;
+                }
                 Some(judged) = verifications.join_next() => {
                     let Ok((from, to, verification)) = judged else { continue };
+                    verifying.remove(&(from.clone(), to.clone()));
                     if answer_dialback(&mut writer, &from, &to, verification).await.is_err() {
                         break Ok(());
                     }
                     if verification == Verification::Valid {
-                        proven.insert((from, to));
+                        record_proof(s2s, &mut proven, from, to);
                     }
                     continue;
                 }
@@ -439,6 +475,8 @@ async fn receive(ctx: &C2sContext, s2s: &Arc<S2s>, stream: Stream) -> Result<(),
             Ok(Incoming::Element(element)) => element,
             Ok(Incoming::Whitespace) => continue,
             Ok(Incoming::StreamEnd) => {
+                // What the peer's domains told us expires before our close confirms the end.
+                release_domains(ctx, s2s, std::mem::take(&mut proven)).await;
                 let _ = writer.close().await;
                 break Ok(());
             }
@@ -469,7 +507,9 @@ async fn receive(ctx: &C2sContext, s2s: &Arc<S2s>, stream: Stream) -> Result<(),
                 .await;
             }
             let (from, to) = (from.to_owned(), to.to_owned());
-            match judge_dialback(s2s, &peer_chain, &from) {
+            let judged = judge_dialback(s2s, &peer_chain, &from)
+                .or_else(|| refuse_verification(s2s, &verifying, &from, &to));
+            match judged {
                 Some(verification) => {
                     if answer_dialback(&mut writer, &from, &to, verification)
                         .await
@@ -478,13 +518,25 @@ async fn receive(ctx: &C2sContext, s2s: &Arc<S2s>, stream: Stream) -> Result<(),
                         break Ok(());
                     }
                     if verification == Verification::Valid {
-                        proven.insert((from, to));
+                        record_proof(s2s, &mut proven, from, to);
                     }
                 }
                 None => {
+                    let Some(slot) = s2s.verification_slot() else {
+                        let refusal = Verification::Error(Condition::ResourceConstraint);
+                        if answer_dialback(&mut writer, &from, &to, refusal)
+                            .await
+                            .is_err()
+                        {
+                            break Ok(());
+                        }
+                        continue;
+                    };
+                    verifying.insert((from.clone(), to.clone()));
                     let (s2s, id, key) = (s2s.clone(), id.clone(), element.text_content());
                     verifications.spawn(async move {
                         let verification = s2s.verify_with_authority(&to, &from, &id, &key).await;
+                        drop(slot);
                         (from, to, verification)
                     });
                 }
@@ -541,7 +593,28 @@ async fn receive(ctx: &C2sContext, s2s: &Arc<S2s>, stream: Stream) -> Result<(),
     };
     reader_task.abort();
     verifications.abort_all();
+    release_domains(ctx, s2s, proven).await;
     outcome
+}
+
+/// Uncounts the stream from the live ones of each remote domain proven on it; a domain left
+/// without any is announced as disconnected.
+async fn release_domains(ctx: &C2sContext, s2s: &S2s, proven: HashSet<(String, String)>) {
+    let remote_domains: HashSet<String> = proven.into_iter().map(|(remote, _)| remote).collect();
+    for domain in remote_domains {
+        if s2s.inbound_ended(&domain) {
+            let event = Event::RemoteDomainDisconnected { domain: &domain };
+            ctx.router.run_hooks(event).await;
+        }
+    }
+}
+
+/// Adds a proven pair, counting the stream among the live ones of its remote domain.
+fn record_proof(s2s: &S2s, proven: &mut HashSet<(String, String)>, remote: String, local: String) {
+    if !proven.iter().any(|(known, _)| *known == remote) {
+        s2s.inbound_proven(&remote);
+    }
+    proven.insert((remote, local));
 }
 
 /// Answers a dialback request with the verdict (errors as XEP-0220 §2.5 describes).

@@ -11,6 +11,7 @@ pub mod dialback;
 pub mod inbound;
 mod outbound;
 pub mod policy;
+mod queue;
 pub mod resolve;
 
 use std::collections::{BTreeMap, HashMap};
@@ -24,7 +25,9 @@ use rempart_xep::element::Element;
 use rempart_xep::ns;
 use rempart_xep::stanza::Condition;
 use serde::Deserialize;
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tracing::debug;
 
 use crate::net::tls::SniResolver;
@@ -51,8 +54,30 @@ pub struct S2sConfig {
     pub connect_timeout_secs: u64,
     /// Seconds an outbound link may stay idle before it is closed.
     pub idle_timeout_secs: u64,
-    /// Stanzas queued per link while it connects; more bounce.
+    /// Stanzas queued per link while it connects; more bounce with `resource-constraint`.
     pub max_queue: usize,
+    /// Bytes of stanzas queued per link while it connects; more bounce with
+    /// `resource-constraint`.
+    pub max_queue_bytes: usize,
+    /// Seconds one write to a peer server may block before the link is dropped.
+    pub write_timeout_secs: u64,
+    /// Dialback verifications one inbound stream may have waiting on authoritative servers at
+    /// once; more are answered with a `resource-constraint` dialback error.
+    pub max_dialback_per_stream: usize,
+    /// Dialback verifications waiting on authoritative servers across the whole server; more
+    /// are answered with a `resource-constraint` dialback error.
+    pub max_dialback_pending: usize,
+    /// Whether SRV targets and IP literal domains in private, loopback, link-local,
+    /// unique-local or other non-public ranges may be connected to. Domains in `routes` are
+    /// always reached where the route says.
+    pub allow_private_addresses: bool,
+    /// Available resources of remote contacts whose PEP interests one local account keeps.
+    pub max_remote_resources_per_account: usize,
+    /// Of those, how many may belong to one remote domain, so that one server cannot crowd
+    /// out the contacts of others.
+    pub max_remote_resources_per_domain: usize,
+    /// Of those, how many may belong to one remote contact.
+    pub max_remote_resources_per_contact: usize,
     /// PEM files of the authorities trusted for peers' certificates; absent: the system's
     /// bundle (/etc/ssl/certs/ca-certificates.crt) when there is one.
     pub trust_anchors: Option<Vec<PathBuf>>,
@@ -85,6 +110,14 @@ impl Default for S2sConfig {
             connect_timeout_secs: 30,
             idle_timeout_secs: 600,
             max_queue: 1000,
+            max_queue_bytes: 4 * 1024 * 1024,
+            write_timeout_secs: 30,
+            max_dialback_per_stream: 8,
+            max_dialback_pending: 256,
+            allow_private_addresses: false,
+            max_remote_resources_per_account: 1000,
+            max_remote_resources_per_domain: 100,
+            max_remote_resources_per_contact: 16,
             trust_anchors: None,
             default_policy: Policy::Dialback,
             policies: BTreeMap::new(),
@@ -97,7 +130,7 @@ impl Default for S2sConfig {
 #[derive(Clone)]
 struct Link {
     id: u64,
-    queue: mpsc::Sender<Element>,
+    queue: queue::QueueSender,
     sharing: Arc<outbound::Sharing>,
 }
 
@@ -126,6 +159,14 @@ pub struct S2s {
     anonymous_tls: ClientTls,
     links: Mutex<HashMap<(String, String), Link>>,
     next_link: std::sync::atomic::AtomicU64,
+    /// Dialback verifications waiting on authoritative servers, across all inbound streams.
+    verifications: Arc<Semaphore>,
+    /// Cancelled when the server shuts down: every outbound link closes at once.
+    shutdown: CancellationToken,
+    /// The outbound links, waited for at shutdown.
+    tasks: TaskTracker,
+    /// Live inbound streams per remote domain proven on them.
+    inbound: Mutex<HashMap<String, usize>>,
 }
 
 impl S2s {
@@ -145,6 +186,7 @@ impl S2s {
             &config.name_servers,
             &config.routes,
             Duration::from_secs(config.dns_timeout_secs.max(1)),
+            config.allow_private_addresses,
         )?;
         Ok(Arc::new(S2s {
             secret: DialbackSecret::random(),
@@ -155,8 +197,50 @@ impl S2s {
             anonymous_tls: ClientTls::new(None)?,
             links: Mutex::new(HashMap::new()),
             next_link: std::sync::atomic::AtomicU64::new(1),
+            verifications: Arc::new(Semaphore::new(config.max_dialback_pending)),
+            shutdown: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+            inbound: Mutex::new(HashMap::new()),
             config,
         }))
+    }
+
+    /// Closes every outbound link with `system-shutdown` and waits for them to end.
+    pub async fn shut_down(&self) {
+        self.shutdown.cancel();
+        self.tasks.close();
+        self.tasks.wait().await;
+    }
+
+    /// A place for one more dialback verification, or `None` when the server-wide limit of
+    /// pending verifications is reached.
+    pub fn verification_slot(&self) -> Option<OwnedSemaphorePermit> {
+        self.verifications.clone().try_acquire_owned().ok()
+    }
+
+    /// Notes that an inbound stream proved `domain`.
+    pub fn inbound_proven(&self, domain: &str) {
+        let mut inbound = self.inbound.lock().unwrap_or_else(|e| e.into_inner());
+        *inbound.entry(domain.to_owned()).or_insert(0) += 1;
+    }
+
+    /// Notes that an inbound stream that proved `domain` ended; true when it was the last.
+    pub fn inbound_ended(&self, domain: &str) -> bool {
+        let mut inbound = self.inbound.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(count) = inbound.get_mut(domain) else {
+            return true;
+        };
+        *count = count.saturating_sub(1);
+        if *count > 0 {
+            return false;
+        }
+        inbound.remove(domain);
+        true
+    }
+
+    /// How long one write to a peer server may block.
+    pub fn write_timeout(&self) -> Duration {
+        Duration::from_secs(self.config.write_timeout_secs.max(1))
     }
 
     /// The policy that applies to `domain`.
@@ -179,7 +263,16 @@ impl S2s {
         let tls = self.client_tls.get(local).unwrap_or(&self.anonymous_tls);
         let mut last = ConnectError::Resolve(ResolveError::NotFound(remote.to_owned()));
         for endpoint in &endpoints {
-            match connect::open(endpoint, local, remote, tls, self.limits, observe).await {
+            let opened = connect::open(
+                endpoint,
+                local,
+                remote,
+                tls,
+                self.limits,
+                self.write_timeout(),
+                observe,
+            );
+            match opened.await {
                 Ok(stream) => return Ok(stream),
                 Err(error) => {
                     observe("connect", format!("{}: {error}", endpoint.address));
@@ -241,25 +334,31 @@ impl S2s {
             }
         }
         let stanza = match links.get(&key) {
-            Some(link) => match link.queue.try_send(stanza) {
+            Some(link) => match link.queue.push(stanza) {
                 Ok(()) => return,
-                Err(mpsc::error::TrySendError::Full(stanza)) => {
+                Err(queue::Refused::Full(stanza)) => {
                     drop(links);
-                    router.bounce(&stanza, Condition::RemoteServerTimeout);
+                    // RFC 6120 §8.3.3.18: the server lacks the resources to take more now.
+                    router.bounce(&stanza, Condition::ResourceConstraint);
                     return;
                 }
-                Err(mpsc::error::TrySendError::Closed(stanza)) => stanza,
+                Err(queue::Refused::Closed(stanza)) => stanza,
             },
             None => stanza,
         };
+        if self.shutdown.is_cancelled() {
+            drop(links);
+            router.bounce(&stanza, Condition::RemoteServerTimeout);
+            return;
+        }
         let Some(router) = router.handle() else {
             return;
         };
-        let (queue, rx) = mpsc::channel(self.config.max_queue.max(1));
+        let (queue, rx) = queue::channel(self.config.max_queue, self.config.max_queue_bytes);
         let id = self
             .next_link
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let _ = queue.try_send(stanza);
+        let _ = queue.push(stanza);
         let sharing = Arc::new(outbound::Sharing::default());
         links.insert(
             key,
@@ -270,7 +369,7 @@ impl S2s {
             },
         );
         drop(links);
-        tokio::spawn(outbound::run(
+        self.tasks.spawn(outbound::run(
             router,
             self.clone(),
             outbound::Target {
@@ -315,6 +414,9 @@ impl S2s {
         let mut stream = match opened {
             Ok(Ok(stream)) => stream,
             Err(_) => return Verification::Error(Condition::RemoteServerTimeout),
+            Ok(Err(ConnectError::Resolve(ResolveError::NotPublic(_)))) => {
+                return Verification::Error(Condition::PolicyViolation)
+            }
             Ok(Err(_)) => return Verification::Error(Condition::RemoteServerNotFound),
         };
         let request = Element::new("verify", ns::DIALBACK)

@@ -11,6 +11,7 @@ use std::time::Duration;
 use rempart_xep::element::Element;
 use rempart_xep::ns;
 use rempart_xep::stanza::Condition;
+use rempart_xep::stream::{StreamError, StreamErrorCondition};
 use tokio::sync::mpsc;
 use tokio::time::timeout;
 use tracing::{debug, info, info_span, warn, Instrument};
@@ -18,6 +19,8 @@ use tracing::{debug, info, info_span, warn, Instrument};
 use crate::router::Router;
 use crate::s2s::authenticate::{self, External};
 use crate::s2s::connect::{self, ConnectError, OpenStream};
+use crate::s2s::queue::QueueReceiver;
+use crate::s2s::resolve::ResolveError;
 use crate::s2s::S2s;
 
 /// Where a link goes.
@@ -61,21 +64,23 @@ impl Sharing {
 }
 
 /// Runs a link to its end.
-pub async fn run(
-    router: Arc<Router>,
-    s2s: Arc<S2s>,
-    target: Target,
-    mut queue: mpsc::Receiver<Element>,
-) {
+pub async fn run(router: Arc<Router>, s2s: Arc<S2s>, target: Target, mut queue: QueueReceiver) {
     let span = info_span!("s2s", local = %target.local, remote = %target.remote, dir = "out");
     async move {
-        let established = timeout(s2s.connect_timeout(), establish(&s2s, &target)).await;
+        // DNS lookups, connection attempts and authentication all stop at shutdown.
+        let established = tokio::select! {
+            established = timeout(s2s.connect_timeout(), establish(&s2s, &target)) => established,
+            () = s2s.shutdown.cancelled() => Ok(Err(ConnectError::ShuttingDown)),
+        };
         let failure = match established {
             Ok(Ok(stream)) => {
                 pump(&router, &s2s, &target, stream, &mut queue).await;
                 Condition::RemoteServerNotFound
             }
-            Ok(Err(ConnectError::Denied(_))) => Condition::PolicyViolation,
+            Ok(Err(
+                ConnectError::Denied(_) | ConnectError::Resolve(ResolveError::NotPublic(_)),
+            )) => Condition::PolicyViolation,
+            Ok(Err(ConnectError::ShuttingDown)) => Condition::RemoteServerTimeout,
             Ok(Err(error)) => {
                 warn!(%error, "link failed");
                 Condition::RemoteServerNotFound
@@ -87,7 +92,7 @@ pub async fn run(
         };
         s2s.forget(target.link);
         queue.close();
-        while let Ok(stanza) = queue.try_recv() {
+        while let Some(stanza) = queue.try_recv() {
             router.bounce(&stanza, failure);
         }
     }
@@ -113,13 +118,14 @@ async fn establish(s2s: &S2s, target: &Target) -> Result<OpenStream, ConnectErro
     }
 }
 
-/// Writes queued stanzas; ends when idle, when the peer closes, or on a write error.
+/// Writes queued stanzas; ends when idle, when the peer closes, on a write error, or at
+/// shutdown (with `system-shutdown`).
 async fn pump(
     router: &Router,
     s2s: &S2s,
     target: &Target,
     stream: OpenStream,
-    queue: &mut mpsc::Receiver<Element>,
+    queue: &mut QueueReceiver,
 ) {
     let OpenStream {
         mut reader,
@@ -145,8 +151,13 @@ async fn pump(
     let idle = Duration::from_secs(s2s.config.idle_timeout_secs);
     let idle_timer = tokio::time::sleep(idle);
     tokio::pin!(idle_timer);
+    let mut shutting_down = false;
     loop {
         tokio::select! {
+            () = s2s.shutdown.cancelled() => {
+                shutting_down = true;
+                break;
+            }
             stanza = queue.recv() => {
                 let Some(stanza) = stanza else { break };
                 idle_timer.as_mut().reset(tokio::time::Instant::now() + idle);
@@ -184,7 +195,12 @@ async fn pump(
         }
     }
     target.sharing.open.store(false, Ordering::Relaxed);
-    let _ = writer.close().await;
+    if shutting_down {
+        let error = StreamError::new(StreamErrorCondition::SystemShutdown);
+        let _ = writer.write_stream_error(&error).await;
+    } else {
+        let _ = writer.close().await;
+    }
     watcher.abort();
 }
 
@@ -214,8 +230,11 @@ async fn prove(
         .map_err(|e| ConnectError::Io(e.to_string()))?;
     let deadline = tokio::time::Instant::now() + s2s.connect_timeout();
     loop {
-        let answer = tokio::time::timeout_at(deadline, answers.recv())
-            .await
+        let answer = tokio::select! {
+            answer = tokio::time::timeout_at(deadline, answers.recv()) => answer,
+            () = s2s.shutdown.cancelled() => return Err(ConnectError::ShuttingDown),
+        };
+        let answer = answer
             .map_err(|_| ConnectError::Timeout)?
             .ok_or_else(|| ConnectError::Io("the peer closed the link".into()))?;
         if let Some(outcome) = authenticate::dialback_outcome(&answer, domain, &target.remote) {

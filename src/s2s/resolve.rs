@@ -11,6 +11,10 @@
 //!   among real targets is ignored.
 //! - An IP literal domain (`127.0.0.1`, `[::1]`) has no SRV records to look up: it is reached
 //!   with STARTTLS on port 5269 of that address.
+//! - Addresses outside the public internet (private, loopback, link-local, CGNAT …) are
+//!   dropped unless `allow_private_addresses` is set: a peer naming a domain in a dialback
+//!   request must not make us connect into the operator's network. Routes are the operator's
+//!   own choice and are used as given.
 //! - At most [`MAX_ENDPOINTS`] SRV targets are looked up and as many endpoints returned, so a
 //!   hostile zone cannot keep us connecting forever.
 
@@ -29,6 +33,7 @@ use rand::Rng;
 use thiserror::Error;
 
 use super::connect::Observer;
+use crate::net::public_address::is_public;
 
 /// The server-to-server port when DNS names none (RFC 6120 §3.2.2).
 const DEFAULT_PORT: u16 = 5269;
@@ -59,6 +64,9 @@ pub enum ResolveError {
     /// The domain's SRV records say it offers no server-to-server service (target ".").
     #[error("{0} does not offer server-to-server connections")]
     ServiceDisabled(String),
+    /// Every address of the domain is outside the public internet, and policy refuses those.
+    #[error("{0} resolves only to private or special-purpose addresses")]
+    NotPublic(String),
     /// A DNS lookup failed, so nothing can be concluded about the domain.
     #[error("DNS lookup failed: {0}")]
     Dns(String),
@@ -112,17 +120,20 @@ enum Plan {
 pub struct Resolver {
     dns: TokioResolver,
     routes: BTreeMap<String, Route>,
+    allow_private: bool,
 }
 
 impl Resolver {
     /// `name_servers` empty = the system's resolv.conf; otherwise these servers (UDP+TCP) only.
     /// `routes`: static table domain -> "host:port" (host may be an IP literal or a name resolved
     /// with A/AAAA); a routed domain never queries SRV; routes are STARTTLS (direct_tls = false).
-    /// `timeout` bounds each query to a name server.
+    /// `timeout` bounds each query to a name server. `allow_private`: whether addresses
+    /// outside the public internet found through DNS or IP literals may be used.
     pub fn new(
         name_servers: &[SocketAddr],
         routes: &BTreeMap<String, String>,
         timeout: Duration,
+        allow_private: bool,
     ) -> Result<Resolver, ResolveError> {
         let mut builder = if name_servers.is_empty() {
             TokioResolver::builder_tokio().map_err(|e| ResolveError::Config(e.to_string()))?
@@ -152,6 +163,7 @@ impl Resolver {
         Ok(Resolver {
             dns,
             routes: parsed,
+            allow_private,
         })
     }
 
@@ -170,6 +182,46 @@ impl Resolver {
         if let Some(route) = self.routes.get(&domain) {
             return self.resolve_route(&domain, route, observe).await;
         }
+        let endpoints = self.resolve_unrouted(&domain, observe).await?;
+        self.keep_allowed(&domain, endpoints, observe)
+    }
+
+    /// Drops the endpoints outside the public internet unless configuration allows them.
+    fn keep_allowed(
+        &self,
+        domain: &str,
+        mut endpoints: Vec<Endpoint>,
+        observe: Observer<'_>,
+    ) -> Result<Vec<Endpoint>, ResolveError> {
+        if self.allow_private {
+            return Ok(endpoints);
+        }
+        endpoints.retain(|endpoint| {
+            let public = is_public(endpoint.address.ip());
+            if !public {
+                observe(
+                    "address",
+                    format!(
+                        "{} is not a public address: skipped (allow_private_addresses is off)",
+                        endpoint.address.ip()
+                    ),
+                );
+            }
+            public
+        });
+        if endpoints.is_empty() {
+            return Err(ResolveError::NotPublic(domain.to_owned()));
+        }
+        Ok(endpoints)
+    }
+
+    /// The endpoints DNS (or an IP literal) gives for a domain without a route.
+    async fn resolve_unrouted(
+        &self,
+        domain: &str,
+        observe: Observer<'_>,
+    ) -> Result<Vec<Endpoint>, ResolveError> {
+        let domain = domain.to_owned();
         if let Some(ip) = ip_literal(&domain) {
             observe(
                 "address",
@@ -788,6 +840,7 @@ mod tests {
             &["127.0.0.1:53".parse().unwrap()],
             &routes,
             Duration::from_secs(1),
+            false,
         );
         assert!(matches!(made, Err(ResolveError::Config(_))));
     }
@@ -800,6 +853,7 @@ mod tests {
             &["127.0.0.1:9".parse().unwrap()],
             &routes,
             Duration::from_secs(1),
+            true,
         )
         .unwrap();
         let endpoints = resolver.resolve("a.example.").await.unwrap();
@@ -819,6 +873,7 @@ mod tests {
             &["127.0.0.1:9".parse().unwrap()],
             &BTreeMap::new(),
             Duration::from_secs(1),
+            true,
         )
         .unwrap();
         let endpoints = resolver.resolve("[::1]").await.unwrap();
@@ -829,11 +884,52 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_private_ip_literal_domain_is_refused_unless_allowed() {
+        let resolver = Resolver::new(
+            &["127.0.0.1:9".parse().unwrap()],
+            &BTreeMap::new(),
+            Duration::from_secs(1),
+            false,
+        )
+        .unwrap();
+        for private in [
+            "127.0.0.1",
+            "10.0.0.1",
+            "[::1]",
+            "[fe80::1]",
+            "169.254.169.254",
+        ] {
+            let got = resolver.resolve(private).await;
+            assert!(
+                matches!(got, Err(ResolveError::NotPublic(_))),
+                "{private}: {got:?}"
+            );
+        }
+        let endpoints = resolver.resolve("8.8.8.8").await.unwrap();
+        assert_eq!(endpoints[0].address, "8.8.8.8:5269".parse().unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_routed_private_address_is_used_whatever_the_switch() {
+        let routes = BTreeMap::from([("a.example".to_owned(), "127.0.0.1:5999".to_owned())]);
+        let resolver = Resolver::new(
+            &["127.0.0.1:9".parse().unwrap()],
+            &routes,
+            Duration::from_secs(1),
+            false,
+        )
+        .unwrap();
+        let endpoints = resolver.resolve("a.example").await.unwrap();
+        assert_eq!(endpoints[0].address, "127.0.0.1:5999".parse().unwrap());
+    }
+
+    #[tokio::test]
     async fn an_invalid_domain_is_refused_before_any_lookup() {
         let resolver = Resolver::new(
             &["127.0.0.1:9".parse().unwrap()],
             &BTreeMap::new(),
             Duration::from_secs(1),
+            true,
         )
         .unwrap();
         for bad in ["", ".", "bad domain", "::1"] {

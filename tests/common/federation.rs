@@ -1,7 +1,12 @@
 //! Two servers federating on loopback: configuration pieces, a test certificate authority,
 //! and a pair of servers with a user on each.
 
-use super::{free_port, RawClient, TestServer};
+use std::sync::Arc;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::{free_port, RawClient, TestServer, GUARD};
 
 pub fn s2s_config(own_port: u16, routes: &[(&str, u16)]) -> String {
     s2s_config_with(own_port, routes, &Side::default())
@@ -49,6 +54,16 @@ impl TestCa {
             issuer: rcgen::Issuer::new(params, key),
             pem: certificate.pem(),
         }
+    }
+
+    /// A root store holding this authority, for test peers checking a server's certificate.
+    pub fn roots(&self) -> rustls::RootCertStore {
+        use rustls::pki_types::pem::PemObject as _;
+        let mut roots = rustls::RootCertStore::empty();
+        let der = rustls::pki_types::CertificateDer::from_pem_slice(self.pem.as_bytes())
+            .expect("the authority's certificate");
+        roots.add(der).expect("root");
+        roots
     }
 
     /// The `[s2s]` line trusting this authority.
@@ -169,4 +184,144 @@ pub fn server_header(to: &str, from: Option<&str>) -> String {
     format!(
         "<?xml version='1.0'?><stream:stream to='{to}'{from} version='1.0' xmlns='jabber:server' xmlns:db='jabber:server:dialback' xmlns:stream='http://etherx.jabber.org/streams'>"
     )
+}
+
+/// A raw XML stream over any transport, read into a buffer searched for substrings.
+pub struct Wire<S> {
+    /// The transport.
+    pub io: S,
+    buffer: String,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
+    pub fn new(io: S) -> Self {
+        Wire {
+            io,
+            buffer: String::new(),
+        }
+    }
+
+    pub async fn send(&mut self, xml: &str) {
+        self.io.write_all(xml.as_bytes()).await.expect("write");
+        self.io.flush().await.expect("flush");
+    }
+
+    /// Waits until `needle` arrives; returns everything up to and including it.
+    pub async fn expect(&mut self, needle: &str) -> String {
+        tokio::time::timeout(GUARD, async {
+            loop {
+                if let Some(at) = self.buffer.find(needle) {
+                    return self.buffer.drain(..at + needle.len()).collect();
+                }
+                let mut chunk = vec![0u8; 8192];
+                let n = self.io.read(&mut chunk).await.unwrap_or(0);
+                assert!(
+                    n > 0,
+                    "closed while waiting for {needle:?}: {}",
+                    self.buffer
+                );
+                self.buffer.push_str(&String::from_utf8_lossy(&chunk[..n]));
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("timed out waiting for {needle:?}: {}", self.buffer))
+    }
+
+    /// Reads until the peer closes; returns what was not consumed.
+    pub async fn read_to_close(&mut self) -> String {
+        tokio::time::timeout(GUARD, async {
+            loop {
+                let mut chunk = vec![0u8; 8192];
+                match self.io.read(&mut chunk).await {
+                    Ok(0) | Err(_) => return std::mem::take(&mut self.buffer),
+                    Ok(n) => self.buffer.push_str(&String::from_utf8_lossy(&chunk[..n])),
+                }
+            }
+        })
+        .await
+        .expect("the stream is closed")
+    }
+}
+
+/// The remote end of the server's outbound link to b.test: STARTTLS, then dialback answered
+/// as valid.
+pub async fn accept_outbound_link(
+    ca: &TestCa,
+    listener: &tokio::net::TcpListener,
+) -> Wire<tokio_rustls::server::TlsStream<TcpStream>> {
+    const HEADER: &str = "<?xml version='1.0'?><stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' xmlns:db='jabber:server:dialback' from='b.test' to='a.test' version='1.0'";
+    let (tcp, _) = tokio::time::timeout(GUARD, listener.accept())
+        .await
+        .expect("the server connects in time")
+        .expect("accept");
+    let mut plain = Wire::new(tcp);
+    plain.expect("<stream:stream").await;
+    plain.expect(">").await;
+    plain
+        .send(&format!("{HEADER} id='plain'><stream:features><starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'><required/></starttls></stream:features>"))
+        .await;
+    plain.expect("<starttls").await;
+    plain.expect("/>").await;
+    plain
+        .send("<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+        .await;
+    let (chain, key) = ca.identity("b.test");
+    let config = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .expect("server certificate");
+    let tls = tokio_rustls::TlsAcceptor::from(Arc::new(config))
+        .accept(plain.io)
+        .await
+        .expect("TLS");
+    let mut link = Wire::new(tls);
+    link.expect("<stream:stream").await;
+    link.expect(">").await;
+    link.send(&format!("{HEADER} id='secured'><stream:features><dialback xmlns='urn:xmpp:features:dialback'><errors/></dialback></stream:features>"))
+        .await;
+    link.expect("</db:result>").await;
+    link.send("<db:result from='b.test' to='a.test' type='valid'/>")
+        .await;
+    link
+}
+
+/// An inbound server stream from `remote` to `local` at `port`, `remote` proven by a
+/// certificate of `ca` in answer to its dialback request (XEP-0344).
+pub async fn inbound_link(
+    ca: &TestCa,
+    port: u16,
+    local: &str,
+    remote: &str,
+) -> Wire<tokio_rustls::client::TlsStream<TcpStream>> {
+    let opening = server_header(local, Some(remote));
+    let tcp = TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
+    let mut plain = Wire::new(tcp);
+    plain.send(&opening).await;
+    plain.expect("</stream:features>").await;
+    plain
+        .send("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+        .await;
+    plain.expect("<proceed").await;
+    plain.expect("/>").await;
+    let (chain, key) = ca.identity(remote);
+    let config = rustls::ClientConfig::builder()
+        .with_root_certificates(ca.roots())
+        .with_client_auth_cert(chain, key)
+        .expect("client certificate");
+    let name = rustls::pki_types::ServerName::try_from(local.to_owned()).expect("name");
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(name, plain.io)
+        .await
+        .expect("TLS");
+    let mut link = Wire::new(tls);
+    link.send(&opening).await;
+    link.expect("</stream:features>").await;
+    link.send(&format!(
+        "<db:result from='{remote}' to='{local}'>00</db:result>"
+    ))
+    .await;
+    link.expect("type='valid'").await;
+    link
 }
