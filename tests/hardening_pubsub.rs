@@ -359,3 +359,81 @@ async fn an_owners_lock_down_racing_subscribes_is_kept_and_no_subscription_is_lo
         );
     }
 }
+
+#[tokio::test]
+async fn notifications_to_a_gone_subscriber_send_nothing_back_to_the_publisher() {
+    let server = TestServer::start().await;
+    for (user, password) in [
+        ("alice", "wonderland"),
+        ("bob", "builder"),
+        ("eve", "listener"),
+    ] {
+        server
+            .add_user(&format!("{user}@localhost"), password)
+            .await;
+    }
+    let mut alice = RawClient::login(&server, "alice", "wonderland", "a").await;
+    let node = "urn:xmpp:openpgp:0:public-keys";
+    let options = publish_options(&[("pubsub#access_model", "open")]);
+    let key = |id: &str| {
+        pep_publish(
+            id,
+            node,
+            id,
+            "<public-keys-list xmlns='urn:xmpp:openpgp:0'/>",
+            &options,
+        )
+    };
+    alice.iq("k1", &key("k1")).await;
+    let mut eve = RawClient::login(&server, "eve", "listener", "e").await;
+    let subscribed = eve
+        .iq(
+            "s1",
+            &subscribe("s1", "alice@localhost", node, "eve@localhost/e"),
+        )
+        .await;
+    assert!(
+        subscribed.contains("subscription='subscribed'"),
+        "{subscribed}"
+    );
+    eve.send("</stream:stream>").await;
+    eve.read_to_close().await;
+    let mut bob = RawClient::login(&server, "bob", "builder", "b").await;
+    let subscribed = bob
+        .iq(
+            "s2",
+            &subscribe("s2", "alice@localhost", node, "bob@localhost/b"),
+        )
+        .await;
+    assert!(
+        subscribed.contains("subscription='subscribed'"),
+        "{subscribed}"
+    );
+    let published = alice.iq("k2", &key("k2")).await;
+    assert!(published.contains("type='result'"), "{published}");
+    // A remote subscriber's server answering a notification with an error: it goes to the
+    // publisher's bare JID, where error messages are dropped.
+    server
+        .router
+        .route(
+            rempart_xep::element::Element::parse(&format!("<message xmlns='jabber:client' type='error' from='eve@remote.test/x' to='alice@localhost'><event xmlns='http://jabber.org/protocol/pubsub#event'><items node='{node}'/></event><error type='cancel'><service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></message>"))
+                .expect("an error message"),
+        )
+        .await;
+    alice.iq("k3", &key("k3")).await;
+    // Notifications of one account leave in publication order: once bob has the third,
+    // the second went to everyone it could reach.
+    bob.expect_stanza("id='k3'").await;
+    let ping = alice
+        .iq(
+            "ping",
+            "<iq type='get' id='ping' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>",
+        )
+        .await;
+    assert!(ping.contains("type='result'"), "{ping}");
+    assert!(
+        !alice.unread().contains("type='error'"),
+        "nothing about a failed notification reaches the publisher: {}",
+        alice.unread()
+    );
+}

@@ -398,6 +398,40 @@ async fn roster_access_lets_in_only_contacts_in_the_allowed_groups() {
 }
 
 #[tokio::test]
+async fn more_last_items_than_the_session_queue_holds_are_all_delivered() {
+    let server = TestServer::start_with("[limits]\nsession_queue = 8\n").await;
+    users(&server).await;
+    let mut alice = login_with_interest(&server, "alice", "wonderland", "a", &[]).await;
+    let mut bob = login_with_interest(&server, "bob", "builder", "b", &[]).await;
+    befriend(&server, &mut alice, &mut bob).await;
+    bob.send("</stream:stream>").await;
+    bob.read_to_close().await;
+    let nodes: Vec<String> = (0..30).map(|n| format!("urn:test:node{n}")).collect();
+    for (n, node) in nodes.iter().enumerate() {
+        let id = format!("p{n}");
+        let reply = alice
+            .iq(
+                &id,
+                &publish(
+                    &id,
+                    node,
+                    "current",
+                    &format!("<n xmlns='urn:test'>{n}</n>"),
+                    "",
+                ),
+            )
+            .await;
+        assert!(reply.contains("type='result'"), "{reply}");
+    }
+    let wanted: Vec<&str> = nodes.iter().map(String::as_str).collect();
+    let mut bob = login_with_interest(&server, "bob", "builder", "later", &wanted).await;
+    for n in 0..30 {
+        bob.expect_stanza(&format!("<n xmlns='urn:test'>{n}</n>"))
+            .await;
+    }
+}
+
+#[tokio::test]
 async fn last_item_is_delivered_when_an_interested_contact_comes_online() {
     let server = TestServer::start().await;
     users(&server).await;

@@ -62,3 +62,55 @@ impl Fanout {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::sync::oneshot;
+
+    #[tokio::test]
+    async fn submit_returns_before_the_delivery_has_run() {
+        let fanout = Fanout::new(1, 4);
+        let (release, gate) = oneshot::channel::<()>();
+        let (done_tx, done) = oneshot::channel::<()>();
+        fanout
+            .submit(
+                "alice",
+                Box::pin(async move {
+                    let _ = gate.await;
+                    let _ = done_tx.send(());
+                }),
+            )
+            .await;
+        // Reaching this line with the delivery still held at its gate is the point.
+        release.send(()).expect("the delivery is waiting");
+        tokio::time::timeout(std::time::Duration::from_secs(20), done)
+            .await
+            .expect("the delivery runs")
+            .expect("the delivery completes");
+    }
+
+    #[tokio::test]
+    async fn deliveries_of_one_service_run_in_submission_order() {
+        let fanout = Fanout::new(4, 2);
+        let (tx, mut rx) = mpsc::channel(100);
+        for n in 0..50 {
+            let tx = tx.clone();
+            fanout
+                .submit(
+                    "alice",
+                    Box::pin(async move {
+                        tokio::task::yield_now().await;
+                        let _ = tx.send(n).await;
+                    }),
+                )
+                .await;
+        }
+        drop(tx);
+        let mut seen = Vec::new();
+        while let Some(n) = rx.recv().await {
+            seen.push(n);
+        }
+        assert_eq!(seen, (0..50).collect::<Vec<_>>());
+    }
+}
