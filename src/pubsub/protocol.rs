@@ -166,8 +166,8 @@ async fn recipients(
     targets
 }
 
-/// Sends `payload` to everyone to notify about `node`. A subscriber that is gone is skipped
-/// without a word: nothing about it reaches the publisher.
+/// Sends `payload` to everyone to notify about `node`. A local subscriber that is gone is
+/// skipped without a word to the publisher.
 async fn send_notifications(
     router: &Router,
     service: &dyn ServicePolicy,
