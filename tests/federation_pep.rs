@@ -56,6 +56,27 @@ async fn answer_query_from_a(client: &mut RawClient) {
         .await;
 }
 
+/// An open node of alice's that anyone may subscribe to: its notifications serve as a barrier,
+/// since alice's notifications leave a.test in publication order over the one link to b.test.
+const BARRIER: &str = "urn:test:barrier";
+
+async fn publish_barrier(alice: &mut RawClient, item: &str) {
+    let reply = alice
+        .iq(item, &format!("<iq type='set' id='{item}'><pubsub xmlns='http://jabber.org/protocol/pubsub'><publish node='{BARRIER}'><item id='{item}'><mark xmlns='urn:test'/></item></publish><publish-options><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE' type='hidden'><value>http://jabber.org/protocol/pubsub#publish-options</value></field><field var='pubsub#access_model'><value>open</value></field></x></publish-options></pubsub></iq>"))
+        .await;
+    assert!(reply.contains("type='result'"), "{reply}");
+}
+
+/// Subscribes `client` (on b.test) to alice's barrier node and waits for its last item.
+async fn subscribe_to_barrier(client: &mut RawClient) {
+    let jid = client.jid.clone();
+    let reply = client
+        .iq("sb", &format!("<iq type='set' id='sb' to='alice@a.test'><pubsub xmlns='http://jabber.org/protocol/pubsub'><subscribe node='{BARRIER}' jid='{jid}'/></pubsub></iq>"))
+        .await;
+    assert!(reply.contains("subscription='subscribed'"), "{reply}");
+    client.expect_stanza("id='b0'").await;
+}
+
 async fn publish_devices(alice: &mut RawClient, id: &str, devices: &[u32]) {
     let mut list = String::new();
     for device in devices {
@@ -114,20 +135,24 @@ async fn a_user_without_a_subscription_on_the_other_server_gets_no_device_list()
     bob.send(&format!("<presence>{}</presence>", caps())).await;
     answer_query_from_a(&mut bob).await;
     bob.expect_stanza("<device id='1'/>").await;
+    publish_barrier(&mut alice, "b0").await;
     let mut carol = RawClient::login(&b, "carol", "secret", "r").await;
+    subscribe_to_barrier(&mut carol).await;
     carol
         .send(&format!(
             "<presence to='alice@a.test'>{}</presence>",
             caps()
         ))
         .await;
+    // a.test has run its presence hooks for carol: she is no contact, so no interest of
+    // hers is tracked and no last item is on its way.
     alice.expect_stanza("from='carol@b.test/r'").await;
     publish_devices(&mut alice, "p2", &[1, 2]).await;
     bob.expect_stanza("<device id='2'/>").await;
-    alice
-        .send("<message to='carol@b.test/r' type='chat' id='marker'><body>after</body></message>")
-        .await;
-    carol.expect_stanza("id='marker'").await;
+    // Published after the device list: once it is here, the device list's notifications
+    // have all left a.test.
+    publish_barrier(&mut alice, "b1").await;
+    carol.expect_stanza("id='b1'").await;
     assert!(
         !carol.unread().contains(DEVICES),
         "carol may not read alice's presence-access node: {}",
@@ -143,15 +168,17 @@ async fn a_contact_whose_subscription_was_revoked_gets_no_more_device_lists() {
     bob.send(&format!("<presence>{}</presence>", caps())).await;
     answer_query_from_a(&mut bob).await;
     bob.expect_stanza("<device id='1'/>").await;
+    publish_barrier(&mut alice, "b0").await;
+    subscribe_to_barrier(&mut bob).await;
     alice
         .send("<presence to='bob@b.test' type='unsubscribed'/>")
         .await;
     bob.expect_stanza("type='unsubscribed'").await;
     publish_devices(&mut alice, "p2", &[1, 2]).await;
-    alice
-        .send("<message to='bob@b.test/r' type='chat' id='marker'><body>after</body></message>")
-        .await;
-    bob.expect_stanza("id='marker'").await;
+    // Published after the device list: once it is here, the device list's notifications
+    // have all left a.test.
+    publish_barrier(&mut alice, "b1").await;
+    bob.expect_stanza("id='b1'").await;
     assert!(
         !bob.unread().contains("<device id='2'/>"),
         "bob no longer sees alice's presence: {}",

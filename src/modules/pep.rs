@@ -25,6 +25,7 @@ use crate::modules::{
     IqResult, IqScope, Module, Registrar,
 };
 use crate::pubsub::config::{NodeConfig, SendLastItem};
+use crate::pubsub::fanout::Fanout;
 use crate::pubsub::protocol::{items_event, Request, ServicePolicy, FEATURES};
 use crate::pubsub::{check_access, NodeRecord, PubSub, PubSubLimits, Relation, ServiceId};
 use crate::router::{Router, SessionHandle};
@@ -41,6 +42,16 @@ pub struct PepConfig {
     pub max_nodes: usize,
     /// Largest item payload in bytes.
     pub max_item_size: usize,
+    /// Most bytes one account's PEP stores (node names, item ids and payloads).
+    pub max_bytes_per_account: usize,
+    /// Most subscriptions one node holds, all subscribers together.
+    pub max_subscriptions_per_node: usize,
+    /// Most subscriptions one bare JID (all its resources) holds on one node.
+    pub max_subscriptions_per_jid: usize,
+    /// Tasks sending notifications, outside the publishers' sessions.
+    pub fanout_workers: usize,
+    /// Publishes waiting for each of those tasks; a publisher waits when its worker is full.
+    pub fanout_queue: usize,
 }
 
 impl Default for PepConfig {
@@ -50,6 +61,11 @@ impl Default for PepConfig {
             max_items: 256,
             max_nodes: 256,
             max_item_size: 128 * 1024,
+            max_bytes_per_account: 1024 * 1024,
+            max_subscriptions_per_node: 1000,
+            max_subscriptions_per_jid: 10,
+            fanout_workers: 4,
+            fanout_queue: 256,
         }
     }
 }
@@ -66,6 +82,7 @@ const PEP_FEATURES: &[&str] = &[
 /// The PEP module.
 pub struct PepModule {
     engine: Arc<PubSub>,
+    fanout: Fanout,
     rosters: Arc<RosterModule>,
     remote: Arc<RemoteInterests>,
 }
@@ -137,6 +154,7 @@ fn service_of(account: &BareJid) -> ServiceId {
 }
 
 /// The PEP service of one account.
+#[derive(Clone)]
 struct AccountService {
     id: ServiceId,
     owner: BareJid,
@@ -201,7 +219,12 @@ impl ServicePolicy for AccountService {
         }
     }
 
-    fn may_publish(&self, requester: &BareJid, _node: Option<&NodeRecord>) -> bool {
+    fn may_publish(
+        &self,
+        _router: &Router,
+        requester: &BareJid,
+        _node: Option<&NodeRecord>,
+    ) -> bool {
         *requester == self.owner
     }
 
@@ -211,6 +234,10 @@ impl ServicePolicy for AccountService {
 
     fn creator(&self, _requester: &BareJid) -> Option<String> {
         None
+    }
+
+    fn shared(&self) -> Arc<dyn ServicePolicy> {
+        Arc::new(self.clone())
     }
 
     async fn implicit_recipients(
@@ -266,9 +293,13 @@ impl PepModule {
             max_items: config.max_items,
             max_nodes: config.max_nodes,
             max_item_size: config.max_item_size,
+            max_subscriptions_per_node: config.max_subscriptions_per_node,
+            max_subscriptions_per_jid: config.max_subscriptions_per_jid,
+            max_bytes: Some(config.max_bytes_per_account),
         };
         PepModule {
             engine: Arc::new(PubSub::new(storage, limits, NodeConfig::pep_default())),
+            fanout: Fanout::new(config.fanout_workers, config.fanout_queue),
             rosters,
             remote,
         }
@@ -440,6 +471,7 @@ impl IqHandler for PepModule {
             service: &service,
             router,
             request: &request,
+            fanout: &self.fanout,
         }
         .answer()
         .await

@@ -1,7 +1,9 @@
 //! XEP-0060: a generic publish-subscribe service on `pubsub.<host>`, served by the same engine
-//! and protocol code as PEP. Any local user may create a node (becoming its owner); owners
+//! and protocol code as PEP. Who may create a node (becoming its owner) is configured: local
+//! accounts by default, never users of other servers unless the service is `open`; owners
 //! and publishers publish; readers follow the node's access model (open by default).
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -14,6 +16,7 @@ use serde::Deserialize;
 
 use crate::modules::{Implements, IqHandler, IqRequest, IqResult, IqScope, Module, Registrar};
 use crate::pubsub::config::{AccessModel, NodeConfig, SendLastItem};
+use crate::pubsub::fanout::Fanout;
 use crate::pubsub::protocol::{Request, ServicePolicy, FEATURES};
 use crate::pubsub::{
     check_access, Affiliation, NodeRecord, PubSub, PubSubLimits, Relation, ServiceId,
@@ -34,6 +37,42 @@ pub struct PubSubServiceConfig {
     pub max_nodes: usize,
     /// Largest item payload in bytes.
     pub max_item_size: usize,
+    /// Who may create nodes.
+    pub node_creation: NodeCreation,
+    /// Bare JIDs that may create nodes under `node_creation = "admins"` (and always).
+    #[serde(deserialize_with = "bare_jids")]
+    pub admins: Vec<BareJid>,
+    /// Most subscriptions one node holds, all subscribers together.
+    pub max_subscriptions_per_node: usize,
+    /// Most subscriptions one bare JID (all its resources) holds on one node.
+    pub max_subscriptions_per_jid: usize,
+    /// Tasks sending notifications, outside the publishers' sessions.
+    pub fanout_workers: usize,
+    /// Publishes waiting for each of those tasks; a publisher waits when its worker is full.
+    pub fanout_queue: usize,
+}
+
+/// Parses a list of bare JIDs, failing the configuration on one that is not.
+fn bare_jids<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<BareJid>, D::Error> {
+    Vec::<String>::deserialize(deserializer)?
+        .iter()
+        .map(|jid| {
+            BareJid::new(jid)
+                .map_err(|error| serde::de::Error::custom(format!("admins: {jid:?}: {error}")))
+        })
+        .collect()
+}
+
+/// Who may create nodes on the service (XEP-0060 §8.1.3 lets a service restrict it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NodeCreation {
+    /// Only the configured `admins`.
+    Admins,
+    /// Accounts of the hosts served here (and `admins`).
+    Local,
+    /// Any user, of this server or another.
+    Open,
 }
 
 impl Default for PubSubServiceConfig {
@@ -44,6 +83,12 @@ impl Default for PubSubServiceConfig {
             max_items: 1000,
             max_nodes: 10_000,
             max_item_size: 128 * 1024,
+            node_creation: NodeCreation::Local,
+            admins: Vec::new(),
+            max_subscriptions_per_node: 1000,
+            max_subscriptions_per_jid: 10,
+            fanout_workers: 4,
+            fanout_queue: 256,
         }
     }
 }
@@ -58,11 +103,38 @@ static IMPLEMENTS: &[Implements] = &[Implements {
 pub struct PubSubServiceModule {
     engine: PubSub,
     prefix: String,
+    fanout: Fanout,
+    creators: Arc<Creators>,
+}
+
+/// Who may create nodes, as configured.
+#[derive(Debug)]
+struct Creators {
+    policy: NodeCreation,
+    admins: HashSet<BareJid>,
+}
+
+impl Creators {
+    /// True when `requester` may create a node.
+    fn allow(&self, router: &Router, requester: &BareJid) -> bool {
+        if self.admins.contains(requester) {
+            return true;
+        }
+        match self.policy {
+            NodeCreation::Admins => false,
+            NodeCreation::Local => {
+                requester.node().is_some() && router.config.serves(requester.domain().as_str())
+            }
+            NodeCreation::Open => requester.node().is_some(),
+        }
+    }
 }
 
 /// The pubsub service of one domain.
+#[derive(Clone)]
 struct DomainService {
     id: ServiceId,
+    creators: Arc<Creators>,
 }
 
 fn affiliation(record: Option<&NodeRecord>, requester: &BareJid) -> Option<Affiliation> {
@@ -91,9 +163,9 @@ impl ServicePolicy for DomainService {
         }
     }
 
-    fn may_publish(&self, requester: &BareJid, node: Option<&NodeRecord>) -> bool {
+    fn may_publish(&self, router: &Router, requester: &BareJid, node: Option<&NodeRecord>) -> bool {
         match node {
-            None => requester.node().is_some(),
+            None => self.creators.allow(router, requester),
             Some(_) => matches!(
                 affiliation(node, requester),
                 Some(Affiliation::Owner | Affiliation::Publisher)
@@ -107,6 +179,10 @@ impl ServicePolicy for DomainService {
 
     fn creator(&self, requester: &BareJid) -> Option<String> {
         Some(requester.to_string())
+    }
+
+    fn shared(&self) -> Arc<dyn ServicePolicy> {
+        Arc::new(self.clone())
     }
 
     async fn implicit_recipients(
@@ -126,6 +202,13 @@ impl PubSubServiceModule {
             max_items: config.max_items,
             max_nodes: config.max_nodes,
             max_item_size: config.max_item_size,
+            max_subscriptions_per_node: config.max_subscriptions_per_node,
+            max_subscriptions_per_jid: config.max_subscriptions_per_jid,
+            max_bytes: None,
+        };
+        let creators = Creators {
+            policy: config.node_creation,
+            admins: config.admins.iter().cloned().collect(),
         };
         let defaults = NodeConfig {
             access_model: AccessModel::Open,
@@ -136,6 +219,8 @@ impl PubSubServiceModule {
         PubSubServiceModule {
             engine: PubSub::new(storage, limits, defaults),
             prefix: config.prefix.clone(),
+            fanout: Fanout::new(config.fanout_workers, config.fanout_queue),
+            creators: Arc::new(creators),
         }
     }
 
@@ -223,6 +308,7 @@ impl IqHandler for PubSubServiceModule {
                 host: request.to.domain().to_string(),
                 owner: String::new(),
             },
+            creators: self.creators.clone(),
         };
         if request.payload.ns() == ns::DISCO_INFO || request.payload.ns() == ns::DISCO_ITEMS {
             return self.disco(&request, &service).await;
@@ -232,6 +318,7 @@ impl IqHandler for PubSubServiceModule {
             service: &service,
             router,
             request: &request,
+            fanout: &self.fanout,
         }
         .answer()
         .await

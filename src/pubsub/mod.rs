@@ -3,6 +3,8 @@
 //! Notification fan-out is the caller's: it knows sessions and capabilities.
 
 pub mod config;
+pub mod fanout;
+pub mod locks;
 pub mod protocol;
 
 use std::collections::BTreeMap;
@@ -18,6 +20,7 @@ use tracing::warn;
 
 use crate::storage::{MapStore, Storage, StorageError};
 use config::{AccessModel, ConfigError, NodeConfig};
+use locks::StripedLocks;
 
 /// Store name of everything pubsub keeps.
 const STORE: &str = "pubsub";
@@ -33,6 +36,13 @@ pub struct PubSubLimits {
     pub max_nodes: usize,
     /// Largest item payload, in bytes of XML.
     pub max_item_size: usize,
+    /// Most subscriptions one node holds, all subscribers together.
+    pub max_subscriptions_per_node: usize,
+    /// Most subscriptions one bare JID (all its resources) holds on one node.
+    pub max_subscriptions_per_jid: usize,
+    /// Most bytes the service stores (node names, item ids and payloads); `None` for no
+    /// limit. PEP sets it: it bounds what one account keeps.
+    pub max_bytes: Option<usize>,
 }
 
 /// Which service: an account's PEP (`owner` = localpart) or a host's pubsub component.
@@ -154,6 +164,12 @@ pub enum PubSubError {
     TooManyNodes,
     /// The payload is larger than allowed.
     PayloadTooBig,
+    /// The service's storage quota would be exceeded.
+    QuotaExceeded,
+    /// The subscriber or the node holds as many subscriptions as allowed.
+    TooManySubscriptions,
+    /// Unsubscribing a JID that is not subscribed.
+    NotSubscribed,
     /// The request is malformed.
     BadRequest(&'static str),
     /// Storage failed.
@@ -193,6 +209,13 @@ impl PubSubError {
             }
             PubSubError::PayloadTooBig => StanzaError::new(Condition::NotAcceptable)
                 .with_application(error_condition("payload-too-big")),
+            PubSubError::QuotaExceeded => StanzaError::new(Condition::NotAcceptable)
+                .with_text("the storage quota of this service is used up")
+                .with_application(error_condition("payload-too-big")),
+            PubSubError::TooManySubscriptions => StanzaError::new(Condition::PolicyViolation)
+                .with_application(error_condition("too-many-subscriptions")),
+            PubSubError::NotSubscribed => StanzaError::new(Condition::UnexpectedRequest)
+                .with_application(error_condition("not-subscribed")),
             PubSubError::BadRequest(why) => StanzaError::new(Condition::BadRequest).with_text(*why),
             PubSubError::Storage(error) => {
                 warn!(%error, "pubsub storage failure");
@@ -239,6 +262,7 @@ pub struct PubSub {
     limits: PubSubLimits,
     seq: AtomicU64,
     default_config: NodeConfig,
+    locks: StripedLocks,
 }
 
 fn node_key(node: &str) -> String {
@@ -257,6 +281,21 @@ fn valid_name(name: &str) -> bool {
     !name.is_empty() && !name.contains(SEP)
 }
 
+/// What a node record costs against the quota: what its owner chose the size of.
+fn node_bytes(name: &str, record: &NodeRecord) -> usize {
+    name.len() + record.config.title.as_ref().map_or(0, String::len)
+}
+
+/// What an item costs against the quota.
+fn item_bytes(node: &str, item: &ItemRecord) -> usize {
+    node.len() + item.id.len() + item.payload.len()
+}
+
+/// The bare JID part of a subscribed JID, as stored.
+fn bare_part(jid: &str) -> &str {
+    jid.split('/').next().unwrap_or(jid)
+}
+
 impl PubSub {
     /// An engine whose new nodes start from `default_config`.
     pub fn new(storage: Storage, limits: PubSubLimits, default_config: NodeConfig) -> PubSub {
@@ -265,7 +304,59 @@ impl PubSub {
             limits,
             seq: AtomicU64::new(0),
             default_config,
+            locks: StripedLocks::default(),
         }
+    }
+
+    /// Holds the lock under which `node` of `service` is read, changed and written. With a
+    /// byte quota the whole service shares one lock, so that two publishes cannot both
+    /// see room for their item.
+    async fn lock(&self, service: &ServiceId, node: &str) -> tokio::sync::MutexGuard<'_, ()> {
+        let node = if self.limits.max_bytes.is_some() {
+            ""
+        } else {
+            node
+        };
+        self.locks.lock((&service.host, &service.owner, node)).await
+    }
+
+    /// Bytes the service stores now, as counted against its quota.
+    async fn usage(&self, service: &ServiceId) -> Result<usize, PubSubError> {
+        let records = self
+            .store(service)
+            .all_with_prefix(&service.owner, "")
+            .await?;
+        Ok(records
+            .iter()
+            .map(|(key, record)| match record {
+                Record::Node(node) => node_bytes(key.get(2..).unwrap_or_default(), node),
+                Record::Item(item) => {
+                    let node = key
+                        .get(2..)
+                        .and_then(|rest| rest.split(SEP).next())
+                        .unwrap_or_default();
+                    item_bytes(node, item)
+                }
+            })
+            .sum())
+    }
+
+    /// Refuses a change that adds `added` bytes and frees `freed` when the service's quota
+    /// would be exceeded.
+    async fn check_quota(
+        &self,
+        service: &ServiceId,
+        added: usize,
+        freed: usize,
+    ) -> Result<(), PubSubError> {
+        let Some(quota) = self.limits.max_bytes else {
+            return Ok(());
+        };
+        let after = self.usage(service).await?.saturating_sub(freed) + added;
+        if after > quota {
+            return Err(PubSubError::QuotaExceeded);
+        }
+        Ok(())
     }
 
     /// The limits in force.
@@ -362,10 +453,13 @@ impl PubSub {
         if !valid_name(node) {
             return Err(PubSubError::BadRequest("invalid node name"));
         }
+        let _guard = self.lock(service, node).await;
         if self.node(service, node).await?.is_some() {
             return Err(PubSubError::NodeExists);
         }
         let record = self.new_node(service, config, creator).await?;
+        self.check_quota(service, node_bytes(node, &record), 0)
+            .await?;
         self.save_node(service, node, &record).await?;
         Ok(record)
     }
@@ -421,7 +515,9 @@ impl PubSub {
         let id = item_id
             .filter(|id| valid_name(id))
             .unwrap_or_else(|| Alphanumeric.sample_string(&mut rand::rng(), 16));
+        let _guard = self.lock(service, node).await;
         let mut changes: Vec<(String, Option<Record>)> = Vec::new();
+        let mut added = 0;
         let record = match self.node(service, node).await? {
             Some(existing) => {
                 if let Some(form) = options {
@@ -434,6 +530,7 @@ impl PubSub {
             }
             None => {
                 let created = self.new_node(service, options, creator).await?;
+                added += node_bytes(node, &created);
                 changes.push((node_key(node), Some(Record::Node(created.clone()))));
                 created
             }
@@ -449,14 +546,20 @@ impl PubSub {
         } else {
             1
         };
-        let others: Vec<ItemRecord> = self
+        let (replaced, others): (Vec<ItemRecord>, Vec<ItemRecord>) = self
             .items(service, node)
             .await?
             .into_iter()
-            .filter(|existing| existing.id != id)
-            .collect();
+            .partition(|existing| existing.id == id);
         let excess = (others.len() + 1).saturating_sub(keep);
         let evicted: Vec<String> = others.iter().take(excess).map(|i| i.id.clone()).collect();
+        let freed: usize = replaced
+            .iter()
+            .chain(others.iter().take(excess))
+            .map(|old| item_bytes(node, old))
+            .sum();
+        self.check_quota(service, added + item_bytes(node, &item), freed)
+            .await?;
         for old in &evicted {
             changes.push((item_key(node, old), None));
         }
@@ -476,6 +579,7 @@ impl PubSub {
         node: &str,
         id: &str,
     ) -> Result<bool, PubSubError> {
+        let _guard = self.lock(service, node).await;
         if self.node(service, node).await?.is_none() {
             return Err(PubSubError::ItemNotFound);
         }
@@ -505,6 +609,7 @@ impl PubSub {
         node: &str,
         with_node: bool,
     ) -> Result<NodeRecord, PubSubError> {
+        let _guard = self.lock(service, node).await;
         let record = self
             .node(service, node)
             .await?
@@ -522,8 +627,8 @@ impl PubSub {
         Ok(record)
     }
 
-    /// Stores a changed node record (configuration, affiliations, subscriptions).
-    pub async fn save_node(
+    /// Stores a node record; callers hold the node's lock.
+    async fn save_node(
         &self,
         service: &ServiceId,
         node: &str,
@@ -546,14 +651,18 @@ impl PubSub {
         node: &str,
         form: &DataForm,
     ) -> Result<NodeRecord, PubSubError> {
+        let _guard = self.lock(service, node).await;
         let mut record = self
             .node(service, node)
             .await?
             .ok_or(PubSubError::ItemNotFound)?;
+        let before = node_bytes(node, &record);
         record
             .config
             .apply(form, self.limits.max_items)
             .map_err(config_error)?;
+        self.check_quota(service, node_bytes(node, &record), before)
+            .await?;
         self.save_node(service, node, &record).await?;
         let items = self.items(service, node).await?;
         let keep = record.config.max_items.max(1);
@@ -565,6 +674,93 @@ impl PubSub {
             self.store(service).apply(&service.owner, changes).await?;
         }
         Ok(record)
+    }
+
+    /// Reads `node`, lets `change` modify it and writes it back, all under the node's lock:
+    /// no concurrent change is lost or undone.
+    async fn update_node<T>(
+        &self,
+        service: &ServiceId,
+        node: &str,
+        change: impl FnOnce(&mut NodeRecord) -> Result<T, PubSubError>,
+    ) -> Result<T, PubSubError> {
+        let _guard = self.lock(service, node).await;
+        let mut record = self
+            .node(service, node)
+            .await?
+            .ok_or(PubSubError::ItemNotFound)?;
+        let outcome = change(&mut record)?;
+        self.save_node(service, node, &record).await?;
+        Ok(outcome)
+    }
+
+    /// Subscribes `jid` to `node` if `may_read` accepts the node as it is at that moment and
+    /// the subscription caps leave room; returns the node record.
+    pub async fn subscribe(
+        &self,
+        service: &ServiceId,
+        node: &str,
+        jid: &str,
+        may_read: impl FnOnce(&NodeRecord) -> Result<(), PubSubError>,
+    ) -> Result<NodeRecord, PubSubError> {
+        let limits = self.limits;
+        self.update_node(service, node, |record| {
+            may_read(record)?;
+            if !record.subscriptions.contains_key(jid) {
+                let bare = bare_part(jid);
+                let of_subscriber = record
+                    .subscriptions
+                    .keys()
+                    .filter(|existing| bare_part(existing) == bare)
+                    .count();
+                if record.subscriptions.len() >= limits.max_subscriptions_per_node
+                    || of_subscriber >= limits.max_subscriptions_per_jid
+                {
+                    return Err(PubSubError::TooManySubscriptions);
+                }
+            }
+            record
+                .subscriptions
+                .insert(jid.to_owned(), "subscribed".to_owned());
+            Ok(record.clone())
+        })
+        .await
+    }
+
+    /// Removes the subscription of `jid` to `node`.
+    pub async fn unsubscribe(
+        &self,
+        service: &ServiceId,
+        node: &str,
+        jid: &str,
+    ) -> Result<(), PubSubError> {
+        self.update_node(service, node, |record| {
+            record
+                .subscriptions
+                .remove(jid)
+                .map(|_| ())
+                .ok_or(PubSubError::NotSubscribed)
+        })
+        .await
+    }
+
+    /// Applies affiliation changes (`None` removes one) to `node` in one update.
+    pub async fn set_affiliations(
+        &self,
+        service: &ServiceId,
+        node: &str,
+        changes: Vec<(String, Option<Affiliation>)>,
+    ) -> Result<(), PubSubError> {
+        self.update_node(service, node, |record| {
+            for (jid, affiliation) in changes {
+                match affiliation {
+                    Some(affiliation) => record.affiliations.insert(jid, affiliation),
+                    None => record.affiliations.remove(&jid),
+                };
+            }
+            Ok(())
+        })
+        .await
     }
 }
 

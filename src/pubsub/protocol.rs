@@ -2,6 +2,8 @@
 //! (who owns, who publishes, who is notified), answers, and fans notifications out. PEP and
 //! the pubsub component differ only in their [`ServicePolicy`].
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use jid::{BareJid, FullJid, Jid};
 use rempart_xep::data_form::DataForm;
@@ -13,6 +15,7 @@ use rempart_xep::stanza::{Condition, IqType, StanzaError};
 
 use crate::modules::{IqRequest, IqResult};
 use crate::pubsub::config::SendLastItem;
+use crate::pubsub::fanout::Fanout;
 use crate::pubsub::{
     check_access, Affiliation, ItemRecord, NodeRecord, PubSub, PubSubError, Publication, Relation,
     ServiceId,
@@ -61,11 +64,13 @@ pub trait ServicePolicy: Send + Sync {
         node: Option<&NodeRecord>,
     ) -> Relation;
     /// True when the requester may publish to the node (or create it when `None`).
-    fn may_publish(&self, requester: &BareJid, node: Option<&NodeRecord>) -> bool;
+    fn may_publish(&self, router: &Router, requester: &BareJid, node: Option<&NodeRecord>) -> bool;
     /// True when the requester owns the node (configure, delete, purge, affiliations).
     fn is_owner(&self, requester: &BareJid, node: Option<&NodeRecord>) -> bool;
     /// The affiliation a node creator gets recorded under, if the service records one.
     fn creator(&self, requester: &BareJid) -> Option<String>;
+    /// An owned copy, for notifications sent after the request is answered.
+    fn shared(&self) -> Arc<dyn ServicePolicy>;
     /// Resources notified without an explicit subscription (PEP: +notify contacts).
     async fn implicit_recipients(
         &self,
@@ -111,6 +116,72 @@ pub struct Request<'a> {
     pub router: &'a Router,
     /// The request.
     pub request: &'a IqRequest,
+    /// Where notifications are handed over, to be sent outside the requester's session.
+    pub fanout: &'a Fanout,
+}
+
+/// Every address to notify about `node`: the policy's implicit recipients plus the explicit
+/// subscribers still allowed to read — a local bare subscription fans out to the available
+/// sessions here, a remote one is left to the subscriber's server.
+async fn recipients(
+    router: &Router,
+    service: &dyn ServicePolicy,
+    node: &str,
+    record: &NodeRecord,
+) -> Vec<Jid> {
+    let mut targets: Vec<Jid> = service
+        .implicit_recipients(router, node, record)
+        .await
+        .into_iter()
+        .map(Jid::from)
+        .collect();
+    for subscriber in record.subscriptions.keys() {
+        let Ok(jid) = Jid::new(subscriber) else {
+            continue;
+        };
+        let bare = jid.to_bare();
+        let relation = service.relation(router, &bare, Some(record)).await;
+        if check_access(record, bare.as_str(), &relation).is_err() {
+            continue;
+        }
+        let addresses: Vec<Jid> = match jid.try_into_full() {
+            Ok(full) => vec![Jid::from(full)],
+            Err(bare) if !router.is_local_domain(bare.domain().as_str()) => {
+                vec![Jid::from(bare)]
+            }
+            Err(bare) => router
+                .sessions
+                .of_account(&bare)
+                .into_iter()
+                .filter(|s| s.presence.available.is_some())
+                .map(|s| Jid::from(s.handle.jid))
+                .collect(),
+        };
+        for address in addresses {
+            if !targets.contains(&address) {
+                targets.push(address);
+            }
+        }
+    }
+    targets
+}
+
+/// Sends `payload` to everyone to notify about `node`. A local subscriber that is gone is
+/// skipped without a word to the publisher.
+async fn send_notifications(
+    router: &Router,
+    service: &dyn ServicePolicy,
+    node: &str,
+    record: &NodeRecord,
+    payload: Element,
+) {
+    for target in recipients(router, service, node, record).await {
+        let mut message = event_message(payload.clone());
+        message.set_attr("from", service.address());
+        message.set_attr("to", target.to_string());
+        // Local sessions directly, subscribers on other servers over their link.
+        router.send_to(&target, message);
+    }
 }
 
 impl Request<'_> {
@@ -172,60 +243,19 @@ impl Request<'_> {
         Err(StanzaError::new(Condition::FeatureNotImplemented))
     }
 
-    /// Every address to notify about `node`: the policy's implicit recipients plus the
-    /// explicit subscribers still allowed to read — a local bare subscription fans out to the
-    /// available sessions here, a remote one is left to the subscriber's server.
-    async fn recipients(&self, node: &str, record: &NodeRecord) -> Vec<Jid> {
-        let mut targets: Vec<Jid> = self
-            .service
-            .implicit_recipients(self.router, node, record)
-            .await
-            .into_iter()
-            .map(Jid::from)
-            .collect();
-        for subscriber in record.subscriptions.keys() {
-            let Ok(jid) = Jid::new(subscriber) else {
-                continue;
-            };
-            let bare = jid.to_bare();
-            let relation = self
-                .service
-                .relation(self.router, &bare, Some(record))
-                .await;
-            if check_access(record, bare.as_str(), &relation).is_err() {
-                continue;
-            }
-            let addresses: Vec<Jid> = match jid.try_into_full() {
-                Ok(full) => vec![Jid::from(full)],
-                Err(bare) if !self.router.is_local_domain(bare.domain().as_str()) => {
-                    vec![Jid::from(bare)]
-                }
-                Err(bare) => self
-                    .router
-                    .sessions
-                    .of_account(&bare)
-                    .into_iter()
-                    .filter(|s| s.presence.available.is_some())
-                    .map(|s| Jid::from(s.handle.jid))
-                    .collect(),
-            };
-            for address in addresses {
-                if !targets.contains(&address) {
-                    targets.push(address);
-                }
-            }
-        }
-        targets
-    }
-
+    /// Hands the notifications about `node` to the fan-out workers: the request is answered
+    /// without waiting for them, however many recipients there are.
     async fn notify(&self, node: &str, record: &NodeRecord, payload: Element) {
-        for target in self.recipients(node, record).await {
-            let mut message = event_message(payload.clone());
-            message.set_attr("from", self.service.address());
-            message.set_attr("to", target.to_string());
-            // Local sessions directly, subscribers on other servers over their link.
-            self.router.send_to(&target, message);
-        }
+        let Some(router) = self.router.handle() else {
+            return;
+        };
+        let service = self.service.shared();
+        let key = service.id().clone();
+        let (node, record) = (node.to_owned(), record.clone());
+        let delivery = async move {
+            send_notifications(&router, service.as_ref(), &node, &record, payload).await;
+        };
+        self.fanout.submit(key, Box::pin(delivery)).await;
     }
 
     async fn publish(&self, publish: &Element) -> IqResult {
@@ -236,7 +266,10 @@ impl Request<'_> {
             .node(self.service.id(), &node)
             .await
             .map_err(fail)?;
-        if !self.service.may_publish(&requester, existing.as_ref()) {
+        if !self
+            .service
+            .may_publish(self.router, &requester, existing.as_ref())
+        {
             return Err(StanzaError::new(Condition::Forbidden));
         }
         let items: Vec<&Element> = publish.children().filter(|c| c.is("item", NS)).collect();
@@ -344,7 +377,10 @@ impl Request<'_> {
     async fn retract(&self, retract: &Element) -> IqResult {
         let node = node_attr(retract)?;
         let record = self.existing(&node).await?;
-        if !self.service.may_publish(&self.requester(), Some(&record)) {
+        if !self
+            .service
+            .may_publish(self.router, &self.requester(), Some(&record))
+        {
             return Err(StanzaError::new(Condition::Forbidden));
         }
         let ids: Vec<String> = retract
@@ -390,13 +426,19 @@ impl Request<'_> {
             return Err(StanzaError::new(Condition::BadRequest)
                 .with_application(error_condition("invalid-jid")));
         }
-        let mut record = self.existing(&node).await?;
-        self.check_read(&record).await?;
-        record
-            .subscriptions
-            .insert(jid.to_string(), "subscribed".to_owned());
-        self.engine
-            .save_node(self.service.id(), &node, &record)
+        let seen = self.existing(&node).await?;
+        let requester = self.requester();
+        let relation = self
+            .service
+            .relation(self.router, &requester, Some(&seen))
+            .await;
+        // The access check runs again on the record as it is under the node's lock: an
+        // owner's lock-down between the two reads wins.
+        let record = self
+            .engine
+            .subscribe(self.service.id(), &node, &jid.to_string(), |current| {
+                check_access(current, requester.as_str(), &relation)
+            })
             .await
             .map_err(fail)?;
         if record.config.send_last_published_item != SendLastItem::Never {
@@ -429,13 +471,8 @@ impl Request<'_> {
         if Jid::new(&jid).map(|j| j.to_bare()) != Ok(self.requester()) {
             return Err(StanzaError::new(Condition::Forbidden));
         }
-        let mut record = self.existing(&node).await?;
-        if record.subscriptions.remove(&jid).is_none() {
-            return Err(StanzaError::new(Condition::UnexpectedRequest)
-                .with_application(error_condition("not-subscribed")));
-        }
         self.engine
-            .save_node(self.service.id(), &node, &record)
+            .unsubscribe(self.service.id(), &node, &jid)
             .await
             .map_err(fail)?;
         Ok(None)
@@ -443,7 +480,7 @@ impl Request<'_> {
 
     async fn create(&self, create: &Element) -> IqResult {
         let requester = self.requester();
-        if !self.service.may_publish(&requester, None) {
+        if !self.service.may_publish(self.router, &requester, None) {
             return Err(StanzaError::new(Condition::Forbidden));
         }
         let node = create
@@ -548,7 +585,7 @@ impl Request<'_> {
                 self.notify(&node, &purged, event).await;
                 Ok(None)
             }
-            ("affiliations", true) => self.set_affiliations(&node, record, operation).await,
+            ("affiliations", true) => self.set_affiliations(&node, operation).await,
             ("affiliations", false) => {
                 let mut list = Element::new("affiliations", NS_OWNER).attr("node", node);
                 let requester = self.requester();
@@ -583,12 +620,8 @@ impl Request<'_> {
         }
     }
 
-    async fn set_affiliations(
-        &self,
-        node: &str,
-        mut record: NodeRecord,
-        request: &Element,
-    ) -> IqResult {
+    async fn set_affiliations(&self, node: &str, request: &Element) -> IqResult {
+        let mut changes = Vec::new();
         for change in request.children().filter(|c| c.is("affiliation", NS_OWNER)) {
             let jid = change
                 .get_attr("jid")
@@ -598,13 +631,10 @@ impl Request<'_> {
                 .get_attr("affiliation")
                 .and_then(Affiliation::parse)
                 .ok_or_else(|| fail(PubSubError::BadRequest("unknown affiliation")))?;
-            match affiliation {
-                Some(affiliation) => record.affiliations.insert(jid.to_string(), affiliation),
-                None => record.affiliations.remove(jid.as_str()),
-            };
+            changes.push((jid.to_string(), affiliation));
         }
         self.engine
-            .save_node(self.service.id(), node, &record)
+            .set_affiliations(self.service.id(), node, changes)
             .await
             .map_err(fail)?;
         Ok(None)
