@@ -65,23 +65,21 @@ struct StoredMessage {
     /// The sender was in the account's roster (or is the account or its server).
     #[serde(default)]
     contact: bool,
+    /// The length of `xml`, so that quotas need not decode it.
+    #[serde(default)]
+    bytes: usize,
 }
 
-/// What the quotas read of a stored message.
+/// What the quotas read of a stored message (messages stored before quotas existed count
+/// as zero bytes from an unnamed stranger).
 #[derive(Debug, Deserialize)]
 struct StoredUsage {
-    #[serde(rename = "xml", deserialize_with = "length_of")]
+    #[serde(default)]
     bytes: usize,
     #[serde(default)]
     sender: String,
     #[serde(default)]
     contact: bool,
-}
-
-/// Reads a stored string as its length.
-fn length_of<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<usize, D::Error> {
-    let text = String::deserialize(deserializer)?;
-    Ok(text.len())
 }
 
 /// The limits one new message is checked against.
@@ -225,14 +223,16 @@ impl OfflineModule {
             Some(sender) => self.is_contact(router, to, sender).await,
             None => false,
         };
+        let xml = message.to_xml();
         let stored = StoredMessage {
-            xml: message.to_xml(),
+            bytes: xml.len(),
+            xml,
             stamp: OffsetDateTime::now_utc().unix_timestamp(),
             sender: sender.map(|s| s.to_string()).unwrap_or_default(),
             contact,
         };
         let usage = StoredUsage {
-            bytes: stored.xml.len(),
+            bytes: stored.bytes,
             sender: stored.sender.clone(),
             contact,
         };

@@ -15,9 +15,7 @@ use rempart_xep::stanza::{
 use rempart_xep::stream::{StreamError, StreamErrorCondition};
 use tracing::{debug, warn};
 
-pub use sessions::{
-    stanza_cost, PresenceState, SessionCommand, SessionEntry, SessionHandle, SessionTable,
-};
+pub use sessions::{PresenceState, SessionCommand, SessionEntry, SessionHandle, SessionTable};
 
 use crate::accounts::Accounts;
 use crate::config::Config;
