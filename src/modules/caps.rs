@@ -104,11 +104,10 @@ impl<K: Clone + Eq + Hash, V> LruCache<K, V> {
     }
 }
 
-/// What one resource's unverified `ver` taught: its own interests (if it answered), kept
-/// until `until`.
+/// What one resource's unverified `ver` taught: its own interests, kept until `until`.
 #[derive(Clone)]
 struct Unverified {
-    interests: Option<Arc<HashSet<String>>>,
+    interests: Arc<HashSet<String>>,
     until: Instant,
 }
 
@@ -189,7 +188,7 @@ impl CapsState {
 enum Lookup {
     /// Known: apply these interests.
     Known(Arc<HashSet<String>>),
-    /// Someone is already asking, or this resource's `ver` failed recently: nothing to do.
+    /// Someone is already asking: this announcer waits for that answer.
     Waiting,
     /// Nobody asked yet: this announcer is queried.
     Query,
@@ -272,10 +271,7 @@ fn lookup(
         return Lookup::Known(interests.clone());
     }
     if let Some(failure) = state.recent_failure(announcer.jid(), ver) {
-        return match failure.interests {
-            Some(interests) => Lookup::Known(interests),
-            None => Lookup::Waiting,
-        };
+        return Lookup::Known(failure.interests);
     }
     if !verifiable {
         return Lookup::Query;
@@ -304,13 +300,9 @@ fn verified(
 }
 
 /// Remembers that `jid`'s `ver` could not be verified, with what it answered for itself,
-/// so that its next presences with that `ver` are not queried again for a while.
-fn failed(
-    state: &Mutex<CapsState>,
-    jid: &FullJid,
-    ver: &str,
-    interests: Option<Arc<HashSet<String>>>,
-) {
+/// so that its next presences with that `ver` are not queried again for a while. (A
+/// resource that did not answer is asked again at its next presence: it may have been busy.)
+fn failed(state: &Mutex<CapsState>, jid: &FullJid, ver: &str, interests: Arc<HashSet<String>>) {
     let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
     let until = Instant::now() + state.failure_ttl;
     state.failed.insert(
@@ -404,11 +396,10 @@ impl CapsModule {
                         debug!(%error, "capabilities not verified; used for this resource")
                     }
                 }
-                failed(&state, asked.jid(), &caps.ver, Some(interests.clone()));
+                failed(&state, asked.jid(), &caps.ver, interests.clone());
                 asked.learned(&router, interests).await;
             } else {
                 debug!("no capabilities answer");
-                failed(&state, asked.jid(), &caps.ver, None);
             }
             if !verifiable {
                 return;
