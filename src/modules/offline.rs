@@ -402,4 +402,41 @@ mod tests {
         .expect("xml");
         assert!(!worth_storing(&refused));
     }
+
+    fn usage(sender: &str, contact: bool, bytes: usize) -> StoredUsage {
+        StoredUsage {
+            bytes,
+            sender: sender.to_owned(),
+            contact,
+        }
+    }
+
+    #[test]
+    fn quotas_hold_per_account_per_sender_and_for_strangers_together() {
+        let config = OfflineConfig {
+            max_messages: 10,
+            max_bytes: 1000,
+            sender_share_percent: 30,
+            stranger_share_percent: 50,
+            ..OfflineConfig::default()
+        };
+        let mut held = vec![usage("a@x", false, 10), usage("a@x", false, 10)];
+        assert!(store_admits(&config, &held, &usage("a@x", false, 10)));
+        held.push(usage("a@x", false, 10));
+        assert!(
+            !store_admits(&config, &held, &usage("a@x", false, 10)),
+            "sender share"
+        );
+        held.push(usage("b@x", false, 10));
+        held.push(usage("c@x", false, 10));
+        assert!(
+            !store_admits(&config, &held, &usage("d@x", false, 10)),
+            "strangers"
+        );
+        assert!(store_admits(&config, &held, &usage("friend@x", true, 10)));
+        assert!(
+            !store_admits(&config, &held, &usage("friend@x", true, 400)),
+            "bytes"
+        );
+    }
 }
