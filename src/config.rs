@@ -216,10 +216,16 @@ pub struct LimitsConfig {
     pub ping_timeout_secs: u64,
     /// Stanzas queued for one session before it is treated as a slow consumer.
     pub session_queue: usize,
+    /// Bytes of stanzas queued for one session before it is treated as a slow consumer.
+    pub session_queue_bytes: usize,
     /// Seconds a write to a client may block before the client is treated as dead.
     pub write_timeout_secs: u64,
     /// Most roster items per account.
     pub max_roster_items: usize,
+    /// Most subscription requests waiting for an account's answer; more are refused.
+    pub max_pending_subscriptions: usize,
+    /// Most bytes those waiting requests may take together.
+    pub max_pending_subscription_bytes: usize,
 }
 
 impl Default for LimitsConfig {
@@ -241,8 +247,11 @@ impl Default for LimitsConfig {
             idle_ping_secs: 300,
             ping_timeout_secs: 60,
             session_queue: 512,
+            session_queue_bytes: 2 * 1024 * 1024,
             write_timeout_secs: 30,
             max_roster_items: 1000,
+            max_pending_subscriptions: 1000,
+            max_pending_subscription_bytes: 512 * 1024,
         }
     }
 }
@@ -371,6 +380,9 @@ impl Config {
         }
         if self.limits.session_queue == 0 {
             return invalid("limits.session_queue: must be at least 1".into());
+        }
+        if self.limits.session_queue_bytes < 4096 {
+            return invalid("limits.session_queue_bytes: must be at least 4096 bytes".into());
         }
         if self.auth.scram_iterations < 4096 {
             return invalid("auth.scram_iterations: must be at least 4096 (RFC 7677)".into());

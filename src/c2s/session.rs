@@ -51,6 +51,8 @@ pub async fn run(ctx: Arc<C2sContext>, bound: Bound) {
     let mut deadline = Instant::now() + idle;
     let mut ping_id: Option<String> = None;
     let mut pings = 0u64;
+    // A stanza whose write failed: the client never got it whole, so it is routed again.
+    let mut unwritten: Option<Element> = None;
 
     let exit = loop {
         tokio::select! {
@@ -83,8 +85,10 @@ pub async fn run(ctx: Arc<C2sContext>, bound: Bound) {
                 }
             }
             command = inbox.recv() => match command {
-                Some(SessionCommand::Stanza(stanza)) => {
+                Some(SessionCommand::Stanza { stanza, cost }) => {
+                    handle.taken(cost);
                     if write(&mut writer, &stanza, write_timeout).await.is_err() {
+                        unwritten = Some(stanza);
                         break Exit::Gone;
                     }
                 }
@@ -125,12 +129,17 @@ pub async fn run(ctx: Arc<C2sContext>, bound: Bound) {
     };
 
     ctx.router.unregister_session(&handle).await;
-    let leftovers = drain(&mut inbox);
-    finish(&mut writer, exit, write_timeout, &handle).await;
-    reader_task.abort();
+    let leftovers = unwritten
+        .into_iter()
+        .filter(|stanza| stanza.name() != "presence")
+        .chain(drain(&mut inbox));
+    // Rerouted before the stream closes, so that a client reconnecting at once finds them
+    // stored offline (or gets them live) instead of racing their storage.
     for stanza in leftovers {
         ctx.router.route(stanza).await;
     }
+    finish(&mut writer, exit, write_timeout, &handle).await;
+    reader_task.abort();
 }
 
 /// Closes the inbox and takes what was queued but never written, so that messages routed
@@ -139,7 +148,7 @@ fn drain(inbox: &mut mpsc::Receiver<SessionCommand>) -> Vec<Element> {
     inbox.close();
     let mut leftovers = Vec::new();
     while let Ok(command) = inbox.try_recv() {
-        if let SessionCommand::Stanza(stanza) = command {
+        if let SessionCommand::Stanza { stanza, .. } = command {
             if stanza.name() != "presence" {
                 leftovers.push(stanza);
             }

@@ -3,22 +3,113 @@
 //! its hash verified, and the answer cached for every resource announcing it: local sessions,
 //! and contacts' resources on other servers (see `remote_interests`).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::hash::Hash;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use jid::FullJid;
-use rempart_xep::caps::ver_string;
+use rempart_xep::caps::verify;
 use rempart_xep::disco::DiscoInfo;
 use rempart_xep::element::Element;
 use rempart_xep::ns;
+use serde::Deserialize;
 use tracing::debug;
 
 use crate::modules::{priority, Event, EventHook, Flow, HookPoint, Implements, Module, Registrar};
 use crate::router::{Router, SessionHandle};
 
-/// Verified `ver` strings kept before the cache is emptied and rebuilt.
-const CACHE_LIMIT: usize = 10_000;
+/// Longest `ver` considered: the base64 of a 512-bit hash is 88 characters; anything longer
+/// is no verification string and is not worth a query or a cache entry.
+const MAX_VER_LEN: usize = 88;
+
+/// `[modules.caps]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CapsConfig {
+    /// Verified `ver` strings remembered; the least recently used one makes room.
+    pub cache_size: usize,
+    /// Resources remembered with a `ver` that could not be verified, so that their next
+    /// presences do not query them again.
+    pub failure_cache_size: usize,
+    /// Seconds such a failure is remembered.
+    pub failure_ttl_secs: u64,
+}
+
+impl Default for CapsConfig {
+    fn default() -> Self {
+        CapsConfig {
+            cache_size: 10_000,
+            failure_cache_size: 10_000,
+            failure_ttl_secs: 3600,
+        }
+    }
+}
+
+/// A map of bounded size that makes room by dropping its least recently used entry.
+struct LruCache<K, V> {
+    capacity: usize,
+    tick: u64,
+    entries: HashMap<K, (V, u64)>,
+    by_use: BTreeMap<u64, K>,
+}
+
+impl<K: Clone + Eq + Hash, V> LruCache<K, V> {
+    fn new(capacity: usize) -> Self {
+        LruCache {
+            capacity,
+            tick: 0,
+            entries: HashMap::new(),
+            by_use: BTreeMap::new(),
+        }
+    }
+
+    /// The value of `key`, now the most recently used.
+    fn get(&mut self, key: &K) -> Option<&V> {
+        self.tick += 1;
+        let (_, used) = self.entries.get_mut(key)?;
+        self.by_use.remove(used);
+        *used = self.tick;
+        self.by_use.insert(self.tick, key.clone());
+        self.entries.get(key).map(|(value, _)| value)
+    }
+
+    /// Stores `value`, dropping the least recently used entry when full.
+    fn insert(&mut self, key: K, value: V) {
+        if self.capacity == 0 {
+            return;
+        }
+        self.tick += 1;
+        if let Some((_, used)) = self.entries.remove(&key) {
+            self.by_use.remove(&used);
+        } else if self.entries.len() >= self.capacity {
+            if let Some((_, oldest)) = self.by_use.pop_first() {
+                self.entries.remove(&oldest);
+            }
+        }
+        self.by_use.insert(self.tick, key.clone());
+        self.entries.insert(key, (value, self.tick));
+    }
+
+    fn remove(&mut self, key: &K) {
+        if let Some((_, used)) = self.entries.remove(key) {
+            self.by_use.remove(&used);
+        }
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.entries.len()
+    }
+}
+
+/// What one resource's unverified `ver` taught: its own interests, kept until `until`.
+#[derive(Clone)]
+struct Unverified {
+    interests: Arc<HashSet<String>>,
+    until: Instant,
+}
 
 /// A resource that announced a `ver`: asked about it when nobody else is, and told the
 /// interests behind it once they are known.
@@ -62,11 +153,35 @@ impl AnnouncedCaps {
     }
 }
 
-/// Verified interests per `ver`, and who waits while a `ver` is being queried.
-#[derive(Default)]
+/// Verified interests per `ver`, recent failures per (resource, `ver`), and who waits while
+/// a `ver` is being queried.
 struct CapsState {
-    verified: HashMap<String, Arc<HashSet<String>>>,
+    verified: LruCache<String, Arc<HashSet<String>>>,
+    failed: LruCache<(FullJid, String), Unverified>,
+    failure_ttl: Duration,
     discovering: HashMap<String, Vec<Arc<dyn Announcer>>>,
+}
+
+impl CapsState {
+    fn new(config: &CapsConfig) -> Self {
+        CapsState {
+            verified: LruCache::new(config.cache_size),
+            failed: LruCache::new(config.failure_cache_size),
+            failure_ttl: Duration::from_secs(config.failure_ttl_secs),
+            discovering: HashMap::new(),
+        }
+    }
+
+    /// What an earlier failed query of this resource's `ver` taught, while it is fresh.
+    fn recent_failure(&mut self, jid: &FullJid, ver: &str) -> Option<Unverified> {
+        let key = (jid.clone(), ver.to_owned());
+        let failure = self.failed.get(&key)?.clone();
+        if failure.until <= Instant::now() {
+            self.failed.remove(&key);
+            return None;
+        }
+        Some(failure)
+    }
 }
 
 /// What to do with a presence announcing a `ver`.
@@ -112,7 +227,6 @@ impl Announcer for LocalSession {
 }
 
 /// The capabilities module.
-#[derive(Default)]
 pub struct CapsModule {
     state: Arc<Mutex<CapsState>>,
 }
@@ -153,8 +267,11 @@ fn lookup(
     verifiable: bool,
 ) -> Lookup {
     let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(interests) = state.verified.get(ver) {
+    if let Some(interests) = state.verified.get(&ver.to_owned()) {
         return Lookup::Known(interests.clone());
+    }
+    if let Some(failure) = state.recent_failure(announcer.jid(), ver) {
+        return Lookup::Known(failure.interests);
     }
     if !verifiable {
         return Lookup::Query;
@@ -178,11 +295,20 @@ fn verified(
     interests: Arc<HashSet<String>>,
 ) -> Vec<Arc<dyn Announcer>> {
     let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
-    if state.verified.len() >= CACHE_LIMIT {
-        state.verified.clear();
-    }
     state.verified.insert(ver.to_owned(), interests);
     state.discovering.remove(ver).unwrap_or_default()
+}
+
+/// Remembers that `jid`'s `ver` could not be verified, with what it answered for itself,
+/// so that its next presences with that `ver` are not queried again for a while. (A
+/// resource that did not answer is asked again at its next presence: it may have been busy.)
+fn failed(state: &Mutex<CapsState>, jid: &FullJid, ver: &str, interests: Arc<HashSet<String>>) {
+    let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
+    let until = Instant::now() + state.failure_ttl;
+    state.failed.insert(
+        (jid.clone(), ver.to_owned()),
+        Unverified { interests, until },
+    );
 }
 
 /// After a failed query, the next waiting announcer to ask, if any.
@@ -197,6 +323,13 @@ fn next_to_ask(state: &Mutex<CapsState>, ver: &str) -> Option<Arc<dyn Announcer>
 }
 
 impl CapsModule {
+    /// The module with its cache sizes.
+    pub fn new(config: &CapsConfig) -> Self {
+        CapsModule {
+            state: Arc::new(Mutex::new(CapsState::new(config))),
+        }
+    }
+
     /// Gives `announcer` the interests behind `caps`: at once when its `ver` is verified,
     /// else once a client answered. The question is asked from a task of its own: its answer
     /// may come through the very stream that carried the announcement.
@@ -206,6 +339,10 @@ impl CapsModule {
         announcer: Arc<dyn Announcer>,
         caps: AnnouncedCaps,
     ) {
+        if caps.ver.len() > MAX_VER_LEN {
+            debug!("capabilities ver too long to be a hash; ignored");
+            return;
+        }
         match lookup(&self.state, &caps.ver, &announcer, caps.verifiable()) {
             Lookup::Known(interests) => announcer.learned(router, interests).await,
             Lookup::Waiting => {}
@@ -241,14 +378,25 @@ impl CapsModule {
                 });
             if let Some(info) = &info {
                 let interests = Arc::new(notify_interests(info));
-                if verifiable && ver_string(info) == caps.ver {
-                    let waiting = verified(&state, &caps.ver, interests.clone());
-                    for announcer in std::iter::once(asked).chain(waiting) {
-                        announcer.learned(&router, interests.clone()).await;
+                let checked = if verifiable {
+                    verify(info, &caps.ver)
+                } else {
+                    Ok(())
+                };
+                match checked {
+                    Ok(()) if verifiable => {
+                        let waiting = verified(&state, &caps.ver, interests.clone());
+                        for announcer in std::iter::once(asked).chain(waiting) {
+                            announcer.learned(&router, interests.clone()).await;
+                        }
+                        return;
                     }
-                    return;
+                    Ok(()) => debug!("capabilities hash not supported; used for this resource"),
+                    Err(error) => {
+                        debug!(%error, "capabilities not verified; used for this resource")
+                    }
                 }
-                debug!("capabilities hash not verified; used for this resource only");
+                failed(&state, asked.jid(), &caps.ver, interests.clone());
                 asked.learned(&router, interests).await;
             } else {
                 debug!("no capabilities answer");
@@ -300,5 +448,20 @@ mod tests {
         assert!(interests.contains("urn:xmpp:omemo:2:devices"));
         assert!(interests.contains("eu.siacs.conversations.axolotl.devicelist"));
         assert_eq!(interests.len(), 2);
+    }
+
+    #[test]
+    fn a_full_cache_evicts_only_its_least_recently_used_entry() {
+        let mut cache = LruCache::new(3);
+        cache.insert("a", 1);
+        cache.insert("b", 2);
+        cache.insert("c", 3);
+        assert_eq!(cache.get(&"a"), Some(&1));
+        cache.insert("d", 4);
+        assert_eq!(cache.len(), 3);
+        assert_eq!(cache.get(&"b"), None, "b was the least recently used");
+        assert_eq!(cache.get(&"a"), Some(&1));
+        assert_eq!(cache.get(&"c"), Some(&3));
+        assert_eq!(cache.get(&"d"), Some(&4));
     }
 }

@@ -399,6 +399,12 @@ pub struct ModulesConfig {
     pub pep: pep::PepConfig,
     /// `[modules.pubsub]`
     pub pubsub: pubsub_service::PubSubServiceConfig,
+    /// `[modules.private]`
+    pub private: private::PrivateConfig,
+    /// `[modules.vcard]`
+    pub vcard: vcard::VCardConfig,
+    /// `[modules.caps]`
+    pub caps: caps::CapsConfig,
 }
 
 /// Builds every module the configuration enables, dependencies first.
@@ -410,16 +416,22 @@ pub fn enabled_modules(
     let rosters = Arc::new(roster::RosterModule::new(
         router_config.limits.max_roster_items,
     ));
-    let caps = Arc::new(caps::CapsModule::default());
+    let caps = Arc::new(caps::CapsModule::new(&config.caps));
     let mut modules: Vec<Arc<dyn Module>> = vec![
         rosters.clone(),
-        Arc::new(presence::PresenceModule::new(rosters.clone())),
+        Arc::new(presence::PresenceModule::new(
+            rosters.clone(),
+            presence::PendingLimits {
+                max_requests: router_config.limits.max_pending_subscriptions,
+                max_bytes: router_config.limits.max_pending_subscription_bytes,
+            },
+        )),
         Arc::new(disco::DiscoModule),
         caps.clone(),
         Arc::new(ping::PingModule),
         Arc::new(time::TimeModule),
-        Arc::new(private::PrivateModule),
-        Arc::new(vcard::VCardModule),
+        Arc::new(private::PrivateModule::new(config.private.clone())),
+        Arc::new(vcard::VCardModule::new(config.vcard.clone())),
     ];
     if config.pep.enabled {
         let contacts = Arc::new(remote_interests::RemoteInterests::new(
@@ -431,7 +443,7 @@ pub fn enabled_modules(
         modules.push(Arc::new(pep::PepModule::new(
             &config.pep,
             storage.clone(),
-            rosters,
+            rosters.clone(),
             contacts,
         )));
     }
@@ -449,6 +461,7 @@ pub fn enabled_modules(
     if config.offline.enabled {
         modules.push(Arc::new(offline::OfflineModule::new(
             config.offline.clone(),
+            rosters,
         )));
     }
     modules

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use jid::BareJid;
+use jid::{BareJid, Jid};
 use rempart_xep::delay::delay;
 use rempart_xep::element::Element;
 use rempart_xep::ns;
@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use tracing::{debug, warn};
 
+use crate::modules::roster::RosterModule;
 use crate::modules::{priority, Event, EventHook, Flow, HookPoint, Implements, Module, Registrar};
 use crate::router::{Router, SessionHandle};
 use crate::storage::ArchiveStore;
@@ -32,6 +33,13 @@ pub struct OfflineConfig {
     pub enabled: bool,
     /// Most messages kept per account; more are refused with `resource-constraint`.
     pub max_messages: usize,
+    /// Most bytes of messages kept per account.
+    pub max_bytes: usize,
+    /// Share (percent) of `max_messages` and `max_bytes` one sender may fill.
+    pub sender_share_percent: usize,
+    /// Share (percent) that all senders outside the account's roster may fill together, so
+    /// that strangers cannot make its contacts' messages bounce.
+    pub stranger_share_percent: usize,
 }
 
 impl Default for OfflineConfig {
@@ -39,20 +47,84 @@ impl Default for OfflineConfig {
         OfflineConfig {
             enabled: true,
             max_messages: 1000,
+            max_bytes: 4 * 1024 * 1024,
+            sender_share_percent: 10,
+            stranger_share_percent: 50,
         }
     }
 }
 
-/// A stored message, exactly as received.
+/// A stored message, exactly as received, with what its quotas need.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct StoredMessage {
     xml: String,
     stamp: i64,
+    /// The sender's bare JID (empty in messages stored before quotas per sender existed).
+    #[serde(default)]
+    sender: String,
+    /// The sender was in the account's roster (or is the account or its server).
+    #[serde(default)]
+    contact: bool,
+    /// The length of `xml`, so that quotas need not decode it.
+    #[serde(default)]
+    bytes: usize,
+}
+
+/// What the quotas read of a stored message (messages stored before quotas existed count
+/// as zero bytes from an unnamed stranger).
+#[derive(Debug, Deserialize)]
+struct StoredUsage {
+    #[serde(default)]
+    bytes: usize,
+    #[serde(default)]
+    sender: String,
+    #[serde(default)]
+    contact: bool,
+}
+
+/// The limits one new message is checked against.
+#[derive(Debug, Clone, Copy)]
+struct Quota {
+    messages: usize,
+    bytes: usize,
+}
+
+impl Quota {
+    /// `percent` of `whole`, never below one message and one stanza's worth of nothing.
+    fn share(whole: Quota, percent: usize) -> Quota {
+        Quota {
+            messages: (whole.messages.saturating_mul(percent) / 100).max(1),
+            bytes: whole.bytes.saturating_mul(percent) / 100,
+        }
+    }
+
+    /// True when `held` messages plus `new` fit.
+    fn admits<'a>(self, held: impl Iterator<Item = &'a StoredUsage>, new: &StoredUsage) -> bool {
+        let (count, bytes) = held.fold((0usize, 0usize), |(count, bytes), stored| {
+            (count + 1, bytes.saturating_add(stored.bytes))
+        });
+        count < self.messages && bytes.saturating_add(new.bytes) <= self.bytes
+    }
+}
+
+/// True when the account's store takes `new`: within the account's quota, the sender's
+/// share and, for a sender outside the roster, the strangers' share.
+fn store_admits(config: &OfflineConfig, held: &[StoredUsage], new: &StoredUsage) -> bool {
+    let account = Quota {
+        messages: config.max_messages,
+        bytes: config.max_bytes,
+    };
+    let sender = Quota::share(account, config.sender_share_percent);
+    let strangers = Quota::share(account, config.stranger_share_percent);
+    account.admits(held.iter(), new)
+        && sender.admits(held.iter().filter(|s| s.sender == new.sender), new)
+        && (new.contact || strangers.admits(held.iter().filter(|s| !s.contact), new))
 }
 
 /// The offline storage module.
 pub struct OfflineModule {
     config: OfflineConfig,
+    rosters: Arc<RosterModule>,
     delivering: Arc<Mutex<HashSet<BareJid>>>,
 }
 
@@ -106,11 +178,27 @@ fn worth_storing(message: &Element) -> bool {
 }
 
 impl OfflineModule {
-    /// The module with its configuration.
-    pub fn new(config: OfflineConfig) -> Self {
+    /// The module with its configuration; the roster tells contacts from strangers.
+    pub fn new(config: OfflineConfig, rosters: Arc<RosterModule>) -> Self {
         OfflineModule {
             config,
+            rosters,
             delivering: Arc::default(),
+        }
+    }
+
+    /// True when `sender` may use the contacts' part of `user`'s store: the account itself,
+    /// a server, or a JID in its roster (storage errors count as a stranger).
+    async fn is_contact(&self, router: &Router, user: &BareJid, sender: &BareJid) -> bool {
+        if sender == user || sender.node().is_none() {
+            return true;
+        }
+        match self.rosters.entry(router, user, sender).await {
+            Ok(entry) => entry.is_some_and(|e| e.in_roster),
+            Err(error) => {
+                warn!(%error, "roster read failed");
+                false
+            }
         }
     }
 
@@ -127,12 +215,31 @@ impl OfflineModule {
             return Flow::Continue;
         }
         let user = to.node().map(|n| n.as_str()).unwrap_or_default();
-        let stored = StoredMessage {
-            xml: message.to_xml(),
-            stamp: OffsetDateTime::now_utc().unix_timestamp(),
+        let sender = message
+            .get_attr("from")
+            .and_then(|from| Jid::new(from).ok())
+            .map(|from| from.to_bare());
+        let contact = match &sender {
+            Some(sender) => self.is_contact(router, to, sender).await,
+            None => false,
         };
+        let xml = message.to_xml();
+        let stored = StoredMessage {
+            bytes: xml.len(),
+            xml,
+            stamp: OffsetDateTime::now_utc().unix_timestamp(),
+            sender: sender.map(|s| s.to_string()).unwrap_or_default(),
+            contact,
+        };
+        let usage = StoredUsage {
+            bytes: stored.bytes,
+            sender: stored.sender.clone(),
+            contact,
+        };
+        let config = self.config.clone();
+        let admit = move |held: Vec<StoredUsage>| store_admits(&config, &held, &usage);
         match Self::store(router, to)
-            .append_limited(user, &stored, self.config.max_messages)
+            .append_if(user, &stored, admit)
             .await
         {
             Ok(Some(_)) => {
@@ -294,5 +401,42 @@ mod tests {
         )
         .expect("xml");
         assert!(!worth_storing(&refused));
+    }
+
+    fn usage(sender: &str, contact: bool, bytes: usize) -> StoredUsage {
+        StoredUsage {
+            bytes,
+            sender: sender.to_owned(),
+            contact,
+        }
+    }
+
+    #[test]
+    fn quotas_hold_per_account_per_sender_and_for_strangers_together() {
+        let config = OfflineConfig {
+            max_messages: 10,
+            max_bytes: 1000,
+            sender_share_percent: 30,
+            stranger_share_percent: 50,
+            ..OfflineConfig::default()
+        };
+        let mut held = vec![usage("a@x", false, 10), usage("a@x", false, 10)];
+        assert!(store_admits(&config, &held, &usage("a@x", false, 10)));
+        held.push(usage("a@x", false, 10));
+        assert!(
+            !store_admits(&config, &held, &usage("a@x", false, 10)),
+            "sender share"
+        );
+        held.push(usage("b@x", false, 10));
+        held.push(usage("c@x", false, 10));
+        assert!(
+            !store_admits(&config, &held, &usage("d@x", false, 10)),
+            "strangers"
+        );
+        assert!(store_admits(&config, &held, &usage("friend@x", true, 10)));
+        assert!(
+            !store_admits(&config, &held, &usage("friend@x", true, 400)),
+            "bytes"
+        );
     }
 }

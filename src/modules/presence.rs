@@ -7,15 +7,29 @@ use async_trait::async_trait;
 use jid::{BareJid, FullJid, Jid};
 use rempart_xep::element::Element;
 use rempart_xep::ns;
+use rempart_xep::stanza::{Condition, StanzaError};
 use tracing::warn;
 
 use crate::modules::roster::{RosterEntry, RosterModule};
 use crate::modules::{priority, Event, EventHook, Flow, HookPoint, Implements, Module, Registrar};
 use crate::router::{Router, SessionHandle};
 
+/// XEP-0172: the nickname a contact may put in its subscription request.
+const NICK: &str = "http://jabber.org/protocol/nick";
+
+/// How many subscription requests may wait for an account's answer, and their total size.
+#[derive(Debug, Clone, Copy)]
+pub struct PendingLimits {
+    /// Most requests waiting per account.
+    pub max_requests: usize,
+    /// Most bytes of stored requests per account.
+    pub max_bytes: usize,
+}
+
 /// The presence module.
 pub struct PresenceModule {
     rosters: Arc<RosterModule>,
+    pending: PendingLimits,
 }
 
 static IMPLEMENTS: &[Implements] = &[Implements {
@@ -71,10 +85,48 @@ fn priority_of(presence: &Element) -> i8 {
         .unwrap_or(0)
 }
 
+/// The subscription request as stored and redelivered: the contact's address and, when it
+/// gave them, its status text (RFC 6121 §3.1.2) and nickname (XEP-0172); nothing else of what
+/// the contact sent is kept.
+fn subscription_request(contact: &str, user: &str, received: &Element) -> Element {
+    let mut request = presence(Some("subscribe"), contact, user);
+    for (name, namespace) in [("status", ns::CLIENT), ("nick", NICK)] {
+        if let Some(child) = received.get_child(name, namespace) {
+            request.append_child(Element::new(name, namespace).text(child.text_content()));
+        }
+    }
+    request
+}
+
+/// Requests waiting for an answer and the bytes they take, without `except`'s.
+fn pending_usage(entries: &[(BareJid, RosterEntry)], except: &BareJid) -> (usize, usize) {
+    entries
+        .iter()
+        .filter(|(contact, entry)| entry.pending_in && contact != except)
+        .fold((0, 0), |(count, bytes), (_, entry)| {
+            let size = entry.pending_in_request.as_ref().map_or(0, String::len);
+            (count + 1, bytes + size)
+        })
+}
+
 impl PresenceModule {
     /// A presence module over the roster module's state.
-    pub fn new(rosters: Arc<RosterModule>) -> Self {
-        PresenceModule { rosters }
+    pub fn new(rosters: Arc<RosterModule>, pending: PendingLimits) -> Self {
+        PresenceModule { rosters, pending }
+    }
+
+    /// True when one more stored request of `size` bytes from `contact` fits the account's
+    /// limits (a contact asking again only replaces its earlier request).
+    async fn request_fits(
+        &self,
+        router: &Router,
+        user: &BareJid,
+        contact: &BareJid,
+        size: usize,
+    ) -> bool {
+        let entries = self.entries(router, user).await;
+        let (count, bytes) = pending_usage(&entries, contact);
+        count < self.pending.max_requests && bytes.saturating_add(size) <= self.pending.max_bytes
     }
 
     async fn entries(&self, router: &Router, user: &BareJid) -> Vec<(BareJid, RosterEntry)> {
@@ -197,17 +249,37 @@ impl PresenceModule {
                 ));
             }
         }
-        for (contact, entry) in entries {
-            if entry.pending_in {
-                let request = entry
+        let requests: Vec<Element> = entries
+            .iter()
+            .filter(|(_, entry)| entry.pending_in)
+            .map(|(contact, entry)| {
+                let received = entry
                     .pending_in_request
                     .as_deref()
                     .and_then(|xml| Element::parse(xml).ok())
                     .unwrap_or_else(|| presence(Some("subscribe"), contact.as_str(), &to_self));
-                session.send(readdressed(&request, contact.as_str(), &to_self));
-            }
-        }
+                subscription_request(contact.as_str(), &to_self, &received)
+            })
+            .collect();
+        Self::spawn_request_delivery(session, requests);
         router.run_hooks(Event::SessionAvailable { session }).await;
+    }
+
+    /// Sends the pending subscription requests from a task of its own, waiting for room in
+    /// the session's inbox: there may be hundreds, and the session's actor, busy with the
+    /// presence that triggered this, is what empties that inbox.
+    fn spawn_request_delivery(session: &SessionHandle, requests: Vec<Element>) {
+        if requests.is_empty() {
+            return;
+        }
+        let session = session.clone();
+        tokio::spawn(async move {
+            for request in requests {
+                if !session.send_waiting(request).await {
+                    return;
+                }
+            }
+        });
     }
 
     /// Outbound subscription management (§3.1.2, §3.2.2, §3.3.2, §3.4).
@@ -343,8 +415,22 @@ impl PresenceModule {
                         self.send_current_presence(router, user, &contact).await;
                     }
                 } else {
+                    let request =
+                        subscription_request(contact.as_str(), user.as_str(), stanza).to_xml();
+                    if !self
+                        .request_fits(router, user, &contact, request.len())
+                        .await
+                    {
+                        router.bounce_with(
+                            stanza,
+                            StanzaError::new(Condition::ResourceConstraint).with_text(
+                                "too many subscription requests are waiting for this account",
+                            ),
+                        );
+                        return;
+                    }
                     after.pending_in = true;
-                    after.pending_in_request = Some(stamped.to_xml());
+                    after.pending_in_request = Some(request);
                     if self
                         .save(router, user, &contact, before.as_ref(), &after)
                         .await

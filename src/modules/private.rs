@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use rempart_xep::element::Element;
 use rempart_xep::ns;
 use rempart_xep::stanza::{Condition, IqType, StanzaError};
+use serde::Deserialize;
 
 use crate::modules::roster::internal;
 use crate::modules::{Implements, IqHandler, IqRequest, IqResult, IqScope, Module, Registrar};
@@ -16,13 +17,34 @@ use crate::router::Router;
 /// Store name of private XML.
 const STORE: &str = "private";
 
+/// `[modules.private]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PrivateConfig {
+    /// Most stored elements (distinct namespace and name) per account.
+    pub max_keys: usize,
+    /// Most bytes of stored elements per account, all keys together.
+    pub max_bytes: usize,
+}
+
+impl Default for PrivateConfig {
+    fn default() -> Self {
+        PrivateConfig {
+            max_keys: 64,
+            max_bytes: 512 * 1024,
+        }
+    }
+}
+
 /// The private storage module.
-pub struct PrivateModule;
+pub struct PrivateModule {
+    config: PrivateConfig,
+}
 
 static IMPLEMENTS: &[Implements] = &[Implements {
     spec: "XEP-0049",
     version: "1.2",
-    note: "private XML storage per account",
+    note: "private XML storage per account, with a quota in keys and bytes",
 }];
 
 impl Module for PrivateModule {
@@ -36,6 +58,37 @@ impl Module for PrivateModule {
 
     fn register(self: Arc<Self>, registrar: &mut Registrar) {
         registrar.iq(IqScope::Account, ns::PRIVATE, "query", self);
+    }
+}
+
+impl PrivateModule {
+    /// The module with its quota.
+    pub fn new(config: PrivateConfig) -> Self {
+        PrivateModule { config }
+    }
+
+    /// Refuses a write of `size` bytes under `key` that would pass the account's quota: an
+    /// element larger than the whole quota is `not-acceptable`, a full store is
+    /// `resource-constraint`.
+    fn check_quota(
+        &self,
+        held: &[(String, String)],
+        key: &str,
+        size: usize,
+    ) -> Result<(), StanzaError> {
+        if size > self.config.max_bytes {
+            return Err(StanzaError::new(Condition::NotAcceptable)
+                .with_text("the element is larger than the private storage quota"));
+        }
+        let others = held.iter().filter(|(stored, _)| stored != key);
+        let (keys, bytes) = others.fold((0usize, 0usize), |(keys, bytes), (_, xml)| {
+            (keys + 1, bytes.saturating_add(xml.len()))
+        });
+        if keys >= self.config.max_keys || bytes.saturating_add(size) > self.config.max_bytes {
+            return Err(StanzaError::new(Condition::ResourceConstraint)
+                .with_text("the private storage quota of this account is used up"));
+        }
+        Ok(())
     }
 }
 
@@ -61,10 +114,10 @@ impl IqHandler for PrivateModule {
         let key = format!("{} {}", data.ns(), data.name());
         match request.iq_type {
             IqType::Set => {
-                store
-                    .set(&user, &key, &data.to_xml())
-                    .await
-                    .map_err(internal)?;
+                let xml = data.to_xml();
+                let held = store.all(&user).await.map_err(internal)?;
+                self.check_quota(&held, &key, xml.len())?;
+                store.set(&user, &key, &xml).await.map_err(internal)?;
                 Ok(None)
             }
             _ => {

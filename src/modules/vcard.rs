@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use rempart_xep::element::Element;
 use rempart_xep::ns;
 use rempart_xep::stanza::{Condition, IqType, StanzaError};
+use serde::Deserialize;
 
 use crate::modules::roster::internal;
 use crate::modules::{Implements, IqHandler, IqRequest, IqResult, IqScope, Module, Registrar};
@@ -15,13 +16,31 @@ use crate::router::Router;
 /// Store name of vCards.
 const STORE: &str = "vcard";
 
+/// `[modules.vcard]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VCardConfig {
+    /// Largest vCard stored, in bytes (avatars inside it count).
+    pub max_size: usize,
+}
+
+impl Default for VCardConfig {
+    fn default() -> Self {
+        VCardConfig {
+            max_size: 128 * 1024,
+        }
+    }
+}
+
 /// The vcard-temp module.
-pub struct VCardModule;
+pub struct VCardModule {
+    config: VCardConfig,
+}
 
 static IMPLEMENTS: &[Implements] = &[Implements {
     spec: "XEP-0054",
     version: "1.3.0",
-    note: "vCards stored per account",
+    note: "vCards stored per account, with a size limit",
 }];
 
 impl Module for VCardModule {
@@ -40,6 +59,13 @@ impl Module for VCardModule {
     }
 }
 
+impl VCardModule {
+    /// The module with its size limit.
+    pub fn new(config: VCardConfig) -> Self {
+        VCardModule { config }
+    }
+}
+
 #[async_trait]
 impl IqHandler for VCardModule {
     async fn handle(&self, router: &Router, request: IqRequest) -> IqResult {
@@ -53,10 +79,16 @@ impl IqHandler for VCardModule {
                 if !request.from_owner() {
                     return Err(StanzaError::new(Condition::Forbidden));
                 }
-                store
-                    .set(&user, &request.payload.to_xml())
-                    .await
-                    .map_err(internal)?;
+                let xml = request.payload.to_xml();
+                if xml.len() > self.config.max_size {
+                    return Err(
+                        StanzaError::new(Condition::NotAcceptable).with_text(format!(
+                            "a vCard may take at most {} bytes",
+                            self.config.max_size
+                        )),
+                    );
+                }
+                store.set(&user, &xml).await.map_err(internal)?;
                 Ok(None)
             }
             _ => {
@@ -68,7 +100,9 @@ impl IqHandler for VCardModule {
                 match stored {
                     Some(vcard) => Ok(Some(vcard)),
                     None if request.from_owner() => Ok(Some(Element::new("vCard", ns::VCARD))),
-                    None => Err(StanzaError::new(Condition::ItemNotFound)),
+                    // XEP-0054 §3.1: the same answer as for an account that does not exist
+                    // (which the router gives), so that lookups cannot harvest accounts.
+                    None => Err(StanzaError::new(Condition::ServiceUnavailable)),
                 }
             }
         }

@@ -507,7 +507,9 @@ impl Router {
     }
 
     /// Registers a bound session; an older session with the same full JID gets `conflict`.
+    /// The session's inbox gets the configured byte limit here, before anything can reach it.
     pub fn register_session(&self, handle: SessionHandle) {
+        handle.limit_queued_bytes(self.config.limits.session_queue_bytes);
         if let Some(replaced) = self.sessions.insert(handle) {
             replaced.close(StreamError::with_text(
                 StreamErrorCondition::Conflict,

@@ -357,6 +357,23 @@ impl ArchiveLog {
         write_entry(&mut last_id, backend, prefix, value).map(Some)
     }
 
+    /// Appends like [`ArchiveLog::append`] when `admit` accepts the entries `prefix` already
+    /// holds (as raw values); reading them and the write happen under one lock.
+    fn append_if(
+        &self,
+        backend: &dyn Backend,
+        prefix: &[u8],
+        value: Vec<u8>,
+        admit: impl FnOnce(Vec<Vec<u8>>) -> Result<bool, StorageError>,
+    ) -> Result<Option<u64>, StorageError> {
+        let mut last_id = self.lock();
+        let held = backend.scan_prefix(Tree::Archive, prefix, None, None)?;
+        if !admit(held.into_iter().map(|(_, value)| value).collect())? {
+            return Ok(None);
+        }
+        write_entry(&mut last_id, backend, prefix, value).map(Some)
+    }
+
     /// Takes the append lock. The guarded id only changes after a successful write, so a
     /// poisoned lock still holds a correct value.
     fn lock(&self) -> MutexGuard<'_, u64> {
@@ -474,6 +491,35 @@ where
         let backend = Arc::clone(&self.backend);
         let log = Arc::clone(&self.log);
         blocking(move || log.append_limited(backend.as_ref(), &prefix, value, max)).await
+    }
+
+    /// Like [`ArchiveStore::append`], but writes nothing and returns `None` unless `admit`
+    /// accepts what the user already holds, read as `V` (a view of `T` that may skip fields,
+    /// e.g. to check quotas without decoding whole payloads). No other append runs between
+    /// the check and the write.
+    pub async fn append_if<V>(
+        &self,
+        user: &str,
+        value: &T,
+        admit: impl FnOnce(Vec<V>) -> bool + Send + 'static,
+    ) -> Result<Option<u64>, StorageError>
+    where
+        V: DeserializeOwned,
+    {
+        let prefix = self.scope.user_prefix(user)?;
+        let value = encode(value)?;
+        let backend = Arc::clone(&self.backend);
+        let log = Arc::clone(&self.log);
+        blocking(move || {
+            log.append_if(backend.as_ref(), &prefix, value, |held| {
+                let held = held
+                    .iter()
+                    .map(|bytes| decode(bytes))
+                    .collect::<Result<Vec<V>, _>>()?;
+                Ok(admit(held))
+            })
+        })
+        .await
     }
 
     /// Up to `limit` entries in ascending id order, starting after `after` when given.
