@@ -156,12 +156,18 @@ fn users_are_managed_through_the_admin_socket_while_serving_and_survive_restart(
     assert!(wait_exit(&mut server).success(), "clean exit on SIGTERM");
     let mut restarted = start_server(&config);
     // The store is the running server's now: this listing goes through its admin socket.
-    let listed = users(&config);
+    let listed = run(&config, &["user", "list"], "");
     restarted.kill().expect("SIGKILL");
     wait_exit(&mut restarted);
+    let stdout = String::from_utf8_lossy(&listed.stdout);
     assert!(
-        listed.contains("bob@localhost"),
-        "the restarted server lists bob: {listed}"
+        listed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
+    assert!(
+        stdout.contains("bob@localhost"),
+        "the restarted server lists bob: {stdout}"
     );
 }
 

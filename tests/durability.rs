@@ -62,8 +62,26 @@ fn add_user(config: &Path, jid: &str, password: &str) {
     );
 }
 
+/// A running `rempart` process, killed with SIGKILL when dropped (also when a test fails).
+struct ServerProcess(Child);
+
+impl ServerProcess {
+    /// kill -9, and wait until the process is gone.
+    fn kill_9(&mut self) {
+        self.0.kill().expect("SIGKILL");
+        self.0.wait().expect("server reaped");
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Starts the server and waits for the line saying where it serves.
-fn start_server(config: &Path, data: &Path) -> (Child, ServerEndpoint) {
+fn start_server(config: &Path, data: &Path) -> (ServerProcess, ServerEndpoint) {
     let mut child = Command::new(BIN)
         .arg("--config")
         .arg(config)
@@ -72,6 +90,7 @@ fn start_server(config: &Path, data: &Path) -> (Child, ServerEndpoint) {
         .spawn()
         .expect("server starts");
     let stdout = child.stdout.take().expect("stdout");
+    let server = ServerProcess(child);
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
@@ -96,12 +115,7 @@ fn start_server(config: &Path, data: &Path) -> (Child, ServerEndpoint) {
         domain: "localhost".to_owned(),
         certificate,
     };
-    (child, endpoint)
-}
-
-fn kill_9(server: &mut Child) {
-    server.kill().expect("SIGKILL");
-    server.wait().expect("server reaped");
+    (server, endpoint)
 }
 
 fn roster_set(id: &str, contact: &str) -> String {
@@ -168,9 +182,9 @@ async fn acknowledged_writes_survive_kill_9(backend: &str) {
             .await;
         alice.send(&message(&format!("late {n}"))).await;
     }
-    kill_9(&mut server);
+    server.kill_9();
 
-    let (mut server, endpoint) = start_server(&config, &data);
+    let (_server, endpoint) = start_server(&config, &data);
     let mut alice = RawClient::login_to(&endpoint, "alice", "wonderland", "again").await;
     let roster = alice
         .iq(
@@ -210,7 +224,6 @@ async fn acknowledged_writes_survive_kill_9(backend: &str) {
             "{delivered}"
         );
     }
-    kill_9(&mut server);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
