@@ -223,7 +223,21 @@ fn users_are_managed_through_the_admin_socket_while_serving_and_survive_restart(
         .expect("kill");
     assert!(status.success());
     assert!(wait_exit(&mut server).success(), "clean exit on SIGTERM");
-    assert!(users(&config).contains("bob@localhost"));
+    let mut restarted = start_server(&config);
+    // The store is the running server's now: this listing goes through its admin socket.
+    let listed = run(&config, &["user", "list"], "");
+    restarted.kill().expect("SIGKILL");
+    wait_exit(&mut restarted);
+    let stdout = String::from_utf8_lossy(&listed.stdout);
+    assert!(
+        listed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
+    assert!(
+        stdout.contains("bob@localhost"),
+        "the restarted server lists bob: {stdout}"
+    );
 }
 
 fn acknowledged_account_survives_kill_9(backend: &str) {

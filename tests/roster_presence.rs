@@ -72,8 +72,8 @@ async fn roster_set_is_pushed_and_returned_with_versioning() {
     assert!(push.contains("type='set'"), "{push}");
     assert!(push.contains("jid='juliet@example.test'"), "{push}");
     assert!(push.contains("subscription='none'"), "{push}");
-    let result = alice.expect("id='s1'").await;
-    assert!(result.contains("<iq"), "{result}");
+    let result = alice.expect_stanza("id='s1'").await;
+    assert!(result.contains("type='result'"), "{result}");
     let unchanged = alice
         .iq(
             "r2",
@@ -232,13 +232,54 @@ async fn removing_a_contact_unsubscribes_both_ways() {
     let server = TestServer::start().await;
     let (mut alice, mut bob) = two_users(&server).await;
     subscribe(&mut alice, &mut bob, "alice@localhost", "bob@localhost").await;
+    subscribe(&mut bob, &mut alice, "bob@localhost", "alice@localhost").await;
     alice
         .send("<iq type='set' id='rm'><query xmlns='jabber:iq:roster'><item jid='bob@localhost' subscription='remove'/></query></iq>")
         .await;
     let removal = alice.expect_stanza("subscription='remove'").await;
     assert!(removal.contains("jid='bob@localhost'"), "{removal}");
-    let notice = bob.expect_stanza("type='unsubscribe'").await;
-    assert!(notice.contains("from='alice@localhost'"), "{notice}");
+    let result = alice.expect_stanza("id='rm'").await;
+    assert!(result.contains("type='result'"), "{result}");
+    // RFC 6121 §2.5.2: alice's server cancels both subscriptions on her behalf.
+    let unsubscribe = bob.expect_stanza("type='unsubscribe'").await;
+    assert!(
+        unsubscribe.contains("from='alice@localhost'"),
+        "{unsubscribe}"
+    );
+    let unsubscribed = bob.expect_stanza("type='unsubscribed'").await;
+    assert!(
+        unsubscribed.contains("from='alice@localhost'"),
+        "{unsubscribed}"
+    );
+    let bob_push = bob.expect_stanza("subscription='none'").await;
+    assert!(bob_push.contains("jid='alice@localhost'"), "{bob_push}");
+    let alice_roster = alice
+        .iq(
+            "r6",
+            "<iq type='get' id='r6'><query xmlns='jabber:iq:roster'/></iq>",
+        )
+        .await;
+    assert!(alice_roster.contains("type='result'"), "{alice_roster}");
+    assert!(
+        !alice_roster.contains("bob@localhost"),
+        "alice's roster no longer has bob: {alice_roster}"
+    );
+    let bob_roster = bob
+        .iq(
+            "r7",
+            "<iq type='get' id='r7'><query xmlns='jabber:iq:roster'/></iq>",
+        )
+        .await;
+    assert!(bob_roster.contains("type='result'"), "{bob_roster}");
+    let item = bob_roster
+        .split("<item ")
+        .find(|item| item.contains("jid='alice@localhost'"))
+        .unwrap_or_else(|| panic!("bob keeps alice, without subscription: {bob_roster}"));
+    assert!(item.contains("subscription='none'"), "{bob_roster}");
+    assert!(
+        !item.contains("ask="),
+        "no request is left pending: {bob_roster}"
+    );
 }
 
 #[tokio::test]

@@ -5,6 +5,7 @@
 //! (`sled::archive_ids_increase_across_reopen`).
 
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use rempart::storage::{BackendKind, Storage, StorageError, Tree, WriteOp, SCHEMA_VERSION};
@@ -256,25 +257,42 @@ async fn batch_is_never_seen_half_applied(kind: BackendKind) {
             .collect()
     };
     backend.apply(&round(0)).expect("first round");
+    // The writer keeps committing rounds until the reader has seen enough of them change
+    // under it: the reads below provably ran while batches were being applied.
+    const ROUNDS_TO_SEE: usize = 20;
+    const MAX_ROUNDS: u32 = 1_000_000;
+    let reader_done = Arc::new(AtomicBool::new(false));
     let writer = {
         let backend = Arc::clone(&backend);
+        let reader_done = Arc::clone(&reader_done);
         std::thread::spawn(move || {
-            for value in 1..=50 {
+            let mut value = 1;
+            while !reader_done.load(Ordering::Acquire) {
+                assert!(value < MAX_ROUNDS, "the reader never saw the rounds change");
                 backend.apply(&round(value)).expect("round");
+                value += 1;
             }
         })
     };
-    let mut reads = 0;
-    while !writer.is_finished() || reads == 0 {
+    let mut seen = BTreeSet::new();
+    while seen.len() < ROUNDS_TO_SEE && !writer.is_finished() {
         let entries = backend
             .scan_prefix(Tree::Map, b"r", None, None)
             .expect("scan");
         assert_eq!(entries.len(), 64);
         let values: BTreeSet<&Vec<u8>> = entries.iter().map(|(_, value)| value).collect();
         assert_eq!(values.len(), 1, "a reader saw a batch half applied");
-        reads += 1;
+        seen.extend(values.into_iter().cloned());
     }
-    writer.join().expect("writer");
+    reader_done.store(true, Ordering::Release);
+    writer
+        .join()
+        .expect("the writer ran until the reader was done");
+    assert!(
+        seen.len() >= ROUNDS_TO_SEE,
+        "the reader saw only {} rounds",
+        seen.len()
+    );
 }
 
 async fn schema_version_is_written_on_open(kind: BackendKind) {
@@ -287,15 +305,76 @@ async fn schema_version_is_written_on_open(kind: BackendKind) {
     assert_eq!(stored, Some(SCHEMA_VERSION.to_be_bytes().to_vec()));
 }
 
-async fn flush_succeeds(kind: BackendKind) {
-    let opened = open(kind);
-    opened
-        .storage
-        .kv::<u32>("h", "m")
-        .set("u", &1)
+/// Environment variables that make the ignored test `flush_writer_child` write into a store.
+const CHILD_DIR: &str = "STORAGE_TEST_FLUSH_CHILD_DIR";
+const CHILD_BACKEND: &str = "STORAGE_TEST_FLUSH_CHILD_BACKEND";
+
+async fn flushed_data_is_read_by_a_fresh_process_after_kill_9(kind: BackendKind) {
+    let dir = TempDir::new().expect("temp dir");
+    // `Redb` -> `redb`: the name the configuration (and the child's parser) uses.
+    let backend_name = format!("{kind:?}").to_lowercase();
+    let mut child = std::process::Command::new(std::env::current_exe().expect("test binary"))
+        .args([
+            "--exact",
+            "flush_writer_child",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD_DIR, dir.path())
+        .env(CHILD_BACKEND, &backend_name)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("child process starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let (flushed_tx, flushed_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        let flushed = std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .any(|line| line == "flushed");
+        let _ = flushed_tx.send(flushed);
+    });
+    let flushed = flushed_rx.recv_timeout(std::time::Duration::from_secs(60));
+    // The child waits forever once flushed: it dies here, its store never closed.
+    child.kill().expect("SIGKILL");
+    child.wait().expect("child reaped");
+    assert_eq!(
+        flushed,
+        Ok(true),
+        "the child process never reported its flush"
+    );
+    let storage = reopen(kind, &dir);
+    assert_eq!(
+        storage.kv::<Note>("h", "m").get("alice").await.expect("kv"),
+        Some(note("flushed"))
+    );
+}
+
+/// Not a test of its own: the writer process of
+/// `flushed_data_is_read_by_a_fresh_process_after_kill_9`, which runs it with the store's
+/// location in the environment.
+#[tokio::test]
+#[ignore = "the child process of flushed_data_is_read_by_a_fresh_process_after_kill_9"]
+async fn flush_writer_child() {
+    let dir = std::env::var(CHILD_DIR).expect("run by a parent test, which sets the directory");
+    let backend = std::env::var(CHILD_BACKEND).expect("run by a parent test");
+    let kind: BackendKind = serde_json::from_str(&format!("\"{backend}\"")).expect("backend name");
+    let storage = Storage::open(kind, std::path::Path::new(&dir)).expect("open");
+    storage
+        .kv::<Note>("h", "m")
+        .set("alice", &note("flushed"))
         .await
         .expect("set");
-    opened.storage.flush().await.expect("flush");
+    storage.flush().await.expect("flush");
+    use std::io::Write;
+    let mut out = std::io::stdout();
+    writeln!(out, "\nflushed").expect("stdout");
+    out.flush().expect("stdout");
+    // Keep the store open until the parent kills this process.
+    std::future::pending::<()>().await;
 }
 
 // ---- typed stores ----
@@ -900,7 +979,6 @@ every_backend!(
     batch_applies_all_writes_in_order,
     batch_is_never_seen_half_applied,
     schema_version_is_written_on_open,
-    flush_succeeds,
     kv_set_get_delete_round_trip,
     kv_users_lists_users_with_a_value_sorted,
     stores_are_scoped_by_host_and_module,
@@ -920,6 +998,7 @@ every_backend!(
 
 disk_backends!(
     data_survives_reopen,
+    flushed_data_is_read_by_a_fresh_process_after_kill_9,
     newer_schema_version_is_refused,
     current_schema_version_is_kept_on_reopen,
     archive_ids_increase_across_reopen,

@@ -196,6 +196,7 @@ async fn downgrade_is_detected_when_client_says_server_lacks_binding() {
         )
         .await;
     assert!(outcome.starts_with("<failure"), "{outcome}");
+    assert!(outcome.contains("<not-authorized/>"), "{outcome}");
 }
 
 #[tokio::test]

@@ -670,3 +670,58 @@ fn loopback_dns_only(extra: &str) -> String {
         format!("{extra}\n[s2s]\n{NAME_SERVERS}")
     }
 }
+
+/// A server run as its own `rempart` process: where it listens and the certificate it serves.
+pub struct ServerEndpoint {
+    /// Its STARTTLS c2s listener.
+    pub address: SocketAddr,
+    /// The domain its clients log in to.
+    pub domain: String,
+    /// The certificate it serves for `domain` (clients trust it alone).
+    pub certificate: CertificateDer<'static>,
+}
+
+impl RawClient {
+    /// STARTTLS, SCRAM-SHA-256-PLUS, bind: a ready session on a server run as its own process.
+    pub async fn login_to(
+        server: &ServerEndpoint,
+        user: &str,
+        password: &str,
+        resource: &str,
+    ) -> RawClient {
+        let mut client = RawClient::connect(server.address).await;
+        client.open(&server.domain).await;
+        client
+            .send("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+            .await;
+        client.expect("<proceed").await;
+        client.expect("/>").await;
+        let Conn::Plain(tcp) = client.io else {
+            panic!("STARTTLS on a TLS connection");
+        };
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(server.certificate.clone()).expect("root");
+        let config = rustls::ClientConfig::builder()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+        let name = ServerName::try_from(server.domain.clone()).expect("name");
+        let tls = connector.connect(name, tcp).await.expect("tls handshake");
+        let (tls13, exporter) = tls_info(tls.get_ref().1);
+        let mut client = RawClient {
+            io: Conn::Tls(Box::new(tls)),
+            buffer: String::new(),
+            tls13,
+            exporter,
+            jid: String::new(),
+        };
+        client.open(&server.domain).await;
+        let outcome = client
+            .authenticate("SCRAM-SHA-256-PLUS", user, password)
+            .await;
+        assert!(outcome.starts_with("<success"), "login failed: {outcome}");
+        client.open(&server.domain).await;
+        client.bind(Some(resource)).await;
+        client
+    }
+}

@@ -396,8 +396,10 @@ class BeforeRestart(InteropTestCase):
             "xmpp-client",
             "XEP-0368: the server should select ALPN xmpp-client",
         )
+        # The roster the first test built: bob alone, in subscription 'both'.
         items = await alice.fetch_roster()
-        self.assertIsInstance(items, dict)
+        self.assertEqual(sorted(items), [BOB.bare], f"alice's roster over direct TLS: {sorted(items)}")
+        self.assertRosterHas(items, BOB, "both", "alice")
 
     async def test_wrong_password_is_refused_with_not_authorized(self):
         # One mechanism only, so the refusal counts as a single failed attempt
