@@ -75,6 +75,22 @@ async fn unrouted_domain_bounces_with_remote_server_not_found() {
 }
 
 #[tokio::test]
+async fn an_undeliverable_headline_comes_back_to_nobody() {
+    let (_a, _b, mut alice, _bob) = pair().await;
+    alice
+        .send("<message to='someone@down.test' type='headline' id='h1'><event xmlns='http://jabber.org/protocol/pubsub#event'/></message>")
+        .await;
+    alice
+        .send("<message to='someone@down.test' type='chat' id='h2'><body>?</body></message>")
+        .await;
+    // Both wait on the same link and bounce in order: the chat's error comes after any
+    // error the headline would have caused.
+    let error = alice.expect_stanza("id='h2'").await;
+    assert!(error.contains("<remote-server-not-found"), "{error}");
+    assert!(!alice.unread().contains("id='h1'"), "{}", alice.unread());
+}
+
+#[tokio::test]
 async fn unreachable_server_bounces_queued_stanzas() {
     let (_a, _b, mut alice, _bob) = pair().await;
     alice

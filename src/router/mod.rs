@@ -246,6 +246,12 @@ impl Router {
         if is_error(stanza) || stanza.get_attr("type") == Some("result") {
             return;
         }
+        // Headlines (pubsub notifications among them) expect no reply (RFC 6121 §5.2.2): a
+        // failed one must not send its payload back to every session of the publisher.
+        if stanza.name() == "message" && stanza.get_attr("type") == Some("headline") {
+            debug!("headline not delivered; no error returned");
+            return;
+        }
         let reply = error_reply(stanza, &error);
         self.send_local(reply);
     }
