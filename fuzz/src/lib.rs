@@ -167,3 +167,42 @@ pub fn opening_header(content_ns: &str) -> String {
          xmlns:stream='http://etherx.jabber.org/streams' xmlns:db='jabber:server:dialback'>"
     )
 }
+
+/// True for an XML 1.0 `NCName` (a name without a colon, Namespaces in XML §3).
+pub fn is_ncname(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(is_name_start) && chars.all(is_name_char)
+}
+
+/// True for a `QName`: an `NCName`, or two joined by one colon.
+pub fn is_qname(name: &str) -> bool {
+    match name.split_once(':') {
+        Some((prefix, local)) => is_ncname(prefix) && is_ncname(local),
+        None => is_ncname(name),
+    }
+}
+
+/// The first element or attribute name in the tree that is not an XML name, described.
+pub fn invalid_names(element: &Element) -> Option<String> {
+    if !is_ncname(element.name()) {
+        return Some(format!("element name {:?}", element.name()));
+    }
+    if let Some((name, _)) = element.attrs().find(|(name, _)| !is_qname(name)) {
+        return Some(format!("attribute name {name:?} on <{}>", element.name()));
+    }
+    element.children().find_map(invalid_names)
+}
+
+fn is_name_start(c: char) -> bool {
+    matches!(c,
+        'A'..='Z' | '_' | 'a'..='z' | '\u{C0}'..='\u{D6}' | '\u{D8}'..='\u{F6}'
+        | '\u{F8}'..='\u{2FF}' | '\u{370}'..='\u{37D}' | '\u{37F}'..='\u{1FFF}'
+        | '\u{200C}'..='\u{200D}' | '\u{2070}'..='\u{218F}' | '\u{2C00}'..='\u{2FEF}'
+        | '\u{3001}'..='\u{D7FF}' | '\u{F900}'..='\u{FDCF}' | '\u{FDF0}'..='\u{FFFD}'
+        | '\u{10000}'..='\u{EFFFF}')
+}
+
+fn is_name_char(c: char) -> bool {
+    is_name_start(c)
+        || matches!(c, '-' | '.' | '0'..='9' | '\u{B7}' | '\u{300}'..='\u{36F}' | '\u{203F}'..='\u{2040}')
+}
