@@ -9,7 +9,7 @@ use rempart::config::Config;
 use rempart::stream::reader::{Incoming, ReadError, ReaderLimits, XmlReader};
 use rempart::stream::writer::XmlWriter;
 use rempart_xep::element::Element;
-use rempart_xep::stream::StreamHeader;
+use rempart_xep::stream::{StreamErrorCondition, StreamHeader};
 use tokio::io::{AsyncRead, ReadBuf};
 
 /// Most elements read from one input, so that a run stays short.
@@ -107,8 +107,11 @@ pub enum Read {
     Whitespace,
     /// The closing tag of the stream.
     StreamEnd,
-    /// The error that ended the read, as text.
-    Failed(String),
+    /// The stream error that ended the read. Only the condition is kept: the text is
+    /// quick-xml's message, which names offsets into its buffer and so depends on the cuts.
+    StreamError(StreamErrorCondition),
+    /// The input ended before the stream did.
+    Closed,
 }
 
 /// Runs the server's stream reader over `data` cut as `split` says: the header, then every
@@ -143,7 +146,10 @@ pub fn read_stream(data: &[u8], split: Split) -> Vec<Read> {
 }
 
 fn failed(error: &ReadError) -> Read {
-    Read::Failed(format!("{error:?}"))
+    match error {
+        ReadError::Stream(error) => Read::StreamError(error.condition),
+        ReadError::Closed(_) => Read::Closed,
+    }
 }
 
 /// Serialises `element` as the server's stream writer does on a stream of `content_ns`.
