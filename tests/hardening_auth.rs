@@ -283,3 +283,24 @@ async fn a_stream_is_closed_with_policy_violation_after_its_failures() {
     assert!(closed.contains("<policy-violation"), "{closed}");
     assert!(closed.ends_with("</stream:stream>"), "{closed}");
 }
+
+#[tokio::test]
+async fn a_client_final_message_with_a_truncated_attribute_gets_malformed_request() {
+    let server = TestServer::start().await;
+    server.add_user("alice@localhost", "alice-password").await;
+    for client_final in ["c=biws,r=abcdef,,p=AAAA", "c=biws,r=abcdef,x"] {
+        let mut client = opened(&server, None).await;
+        client.send(&scram_auth("alice")).await;
+        let answer = first_answer(&mut client).await;
+        assert!(answer.contains("<challenge"), "{answer}");
+        let response = base64::engine::general_purpose::STANDARD.encode(client_final);
+        client
+            .send(&format!(
+                "<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>{response}</response>"
+            ))
+            .await;
+        let failure = client.expect("</failure>").await;
+        assert!(failure.contains("<malformed-request/>"), "{failure}");
+    }
+    server.stop().await;
+}

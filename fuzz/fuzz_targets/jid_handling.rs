@@ -6,6 +6,7 @@
 use jid::{BareJid, FullJid, Jid};
 use libfuzzer_sys::fuzz_target;
 use rempart::sasl::claimed_username;
+use rempart_xep::address::parse_address;
 
 /// The domain the fuzzed usernames and resources are joined with.
 const HOST: &str = "example.org";
@@ -19,10 +20,11 @@ fuzz_target!(|input: &[u8]| {
     bound_resource_keeps_the_account(text);
 });
 
-/// The router stamps `from` with `jid.to_string()` and compares parsed JIDs, so what a JID
-/// prints must parse back to the same JID, and its bare and full forms must agree.
+/// The router stamps `from` with `jid.to_string()` and compares parsed JIDs, so an address
+/// the server accepts from a peer must print in a form that parses back to the same JID, and
+/// its bare and full forms must agree.
 fn address_is_canonical(text: &str) {
-    let Ok(jid) = Jid::new(text) else {
+    let Ok(jid) = parse_address(text) else {
         return;
     };
     let printed = jid.to_string();

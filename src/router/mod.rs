@@ -7,6 +7,7 @@ mod sessions;
 use std::sync::{Arc, OnceLock, Weak};
 
 use jid::{BareJid, FullJid, Jid};
+use rempart_xep::address::parse_address;
 use rempart_xep::element::Element;
 use rempart_xep::stanza::{
     error_reply, iq_payload, iq_result, is_error, Condition, IqType, MessageType, StanzaError,
@@ -178,7 +179,7 @@ impl Router {
         }
         stanza.set_attr("from", session.jid.to_string());
         debug!(kind = ?kind, id = stanza.get_attr("id"), "stanza from client");
-        let to = match stanza.get_attr("to").map(Jid::new) {
+        let to = match stanza.get_attr("to").map(parse_address) {
             None => None,
             Some(Ok(jid)) => Some(jid),
             Some(Err(_)) => {

@@ -569,7 +569,11 @@ async fn receive(ctx: &C2sContext, s2s: &Arc<S2s>, stream: Stream) -> Result<(),
             let error = StreamError::new(StreamErrorCondition::UnsupportedStanzaType);
             break fail(&mut writer, error).await;
         }
-        let address = |attr: &str| element.get_attr(attr).and_then(|v| jid::Jid::new(v).ok());
+        let address = |attr: &str| {
+            element
+                .get_attr(attr)
+                .and_then(|v| rempart_xep::address::parse_address(v).ok())
+        };
         let (Some(from), Some(to)) = (address("from"), address("to")) else {
             let error = StreamError::new(StreamErrorCondition::ImproperAddressing);
             break fail(&mut writer, error).await;

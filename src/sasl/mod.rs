@@ -204,6 +204,8 @@ pub enum Step {
 /// One running SASL exchange.
 pub struct Exchange {
     session: Session<Verdict, ChannelBindings>,
+    scram: bool,
+    steps: u32,
 }
 
 impl Exchange {
@@ -234,14 +236,31 @@ impl Exchange {
         let session = server
             .start_suggested(name)
             .map_err(|_| SaslFailure::InvalidMechanism)?;
-        Ok(Exchange { session })
+        Ok(Exchange {
+            session,
+            scram: mechanism.starts_with("SCRAM-"),
+            steps: 0,
+        })
     }
 
     /// Feeds the client's data and says what to answer. PLAIN runs PBKDF2 here, so callers
     /// run this off the async workers.
     pub fn step(&mut self, input: &[u8]) -> Step {
+        self.steps += 1;
+        // rsasl 2.3 slices SCRAM attributes without checking their length and panics on a
+        // client-final message holding one shorter than `x=`: refuse those first.
+        if self.scram && self.steps == 2 && !is_scram_attribute_list(input) {
+            return Step::Failure(SaslFailure::MalformedRequest);
+        }
         let mut output = Vec::new();
-        match self.session.step(Some(input), &mut output) {
+        let session = &mut self.session;
+        let stepped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            session.step(Some(input), &mut output)
+        }));
+        let Ok(stepped) = stepped else {
+            return Step::Failure(SaslFailure::MalformedRequest);
+        };
+        match stepped {
             Ok(State::Running) => Step::Challenge(output),
             Ok(State::Finished(_)) => match self.session.validation() {
                 Some(Ok(())) => Step::Success(output),
@@ -251,6 +270,14 @@ impl Exchange {
             Err(error) => Step::Failure(failure_of(&error)),
         }
     }
+}
+
+/// True when every comma-separated attribute is `<letter>=<value>` (RFC 5802 §7), as a
+/// client-final message must be.
+fn is_scram_attribute_list(message: &[u8]) -> bool {
+    message
+        .split(|&byte| byte == b',')
+        .all(|attribute| matches!(attribute, [name, b'=', ..] if name.is_ascii_alphabetic()))
 }
 
 fn failure_of(error: &SessionError) -> SaslFailure {

@@ -257,7 +257,7 @@ impl Element {
         for node in &self.children {
             match node {
                 Node::Element(e) => e.write_into(&mut out, content_ns),
-                Node::Text(t) => escape_into(&mut out, t),
+                Node::Text(t) => escape_text_into(&mut out, t),
             }
         }
         out.push_str("</");
@@ -285,7 +285,7 @@ impl Element {
         for node in &self.children {
             match node {
                 Node::Element(e) => e.write_into(out, &self.ns),
-                Node::Text(t) => escape_into(out, t),
+                Node::Text(t) => escape_text_into(out, t),
             }
         }
         out.push_str("</");
@@ -329,17 +329,36 @@ impl Element {
     }
 }
 
-/// Escapes character data and attribute values (single-quoted) into `out`.
+/// Escapes an attribute value (single-quoted) into `out`; also safe for character data.
+/// Tab, line feed and carriage return are written as character references, since a
+/// recipient's attribute-value normalisation would turn them into spaces.
 pub fn escape_into(out: &mut String, text: &str) {
     for c in text.chars() {
         match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '\'' => out.push_str("&apos;"),
-            '"' => out.push_str("&quot;"),
-            _ => out.push(c),
+            '\t' => out.push_str("&#9;"),
+            '\n' => out.push_str("&#10;"),
+            _ => escape_text_char(out, c),
         }
+    }
+}
+
+/// Escapes character data into `out`; a carriage return is written as a character
+/// reference, since a recipient's end-of-line handling would turn it into a line feed.
+pub fn escape_text_into(out: &mut String, text: &str) {
+    for c in text.chars() {
+        escape_text_char(out, c);
+    }
+}
+
+fn escape_text_char(out: &mut String, c: char) {
+    match c {
+        '&' => out.push_str("&amp;"),
+        '<' => out.push_str("&lt;"),
+        '>' => out.push_str("&gt;"),
+        '\'' => out.push_str("&apos;"),
+        '"' => out.push_str("&quot;"),
+        '\r' => out.push_str("&#13;"),
+        _ => out.push(c),
     }
 }
 
@@ -382,6 +401,18 @@ mod tests {
             e.to_xml(),
             "<x xmlns='urn:x' xmlns:p='urn:p' p:key='v' p:other='w' xml:lang='en'/>"
         );
+    }
+
+    #[test]
+    fn whitespace_that_a_parser_would_normalise_is_written_as_references() {
+        let e = Element::new("x", "u")
+            .attr("a", "1\t2\n3\r")
+            .text("line\nnext\r");
+        assert_eq!(
+            e.to_xml(),
+            "<x xmlns='u' a='1&#9;2&#10;3&#13;'>line\nnext&#13;</x>"
+        );
+        assert_eq!(Element::parse(&e.to_xml()), Ok(e));
     }
 
     #[test]

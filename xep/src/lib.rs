@@ -1,6 +1,7 @@
 //! The XMPP wire vocabulary of Rempart: owned elements, namespaces, stanzas, errors and the
 //! payloads of each protocol area. No I/O and no async runtime live here.
 
+pub mod address;
 pub mod caps;
 pub mod data_form;
 pub mod delay;
