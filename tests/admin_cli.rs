@@ -3,14 +3,10 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
+use std::process::Command;
 
-const BIN: &str = env!("CARGO_BIN_EXE_rempart");
-const GUARD: Duration = Duration::from_secs(30);
+use common::binary::{run_command as run, ServerProcess, BIN};
 
 fn write_config(dir: &Path) -> std::path::PathBuf {
     write_config_with(dir, "redb")
@@ -26,25 +22,6 @@ fn write_config_with(dir: &Path, backend: &str) -> std::path::PathBuf {
     path
 }
 
-fn run(config: &Path, args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(BIN)
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("rempart runs");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(stdin.as_bytes())
-        .expect("stdin written");
-    child.wait_with_output().expect("rempart finishes")
-}
-
 fn users(config: &Path) -> String {
     let output = run(config, &["user", "list"], "");
     assert!(
@@ -53,28 +30,6 @@ fn users(config: &Path) -> String {
         String::from_utf8_lossy(&output.stderr)
     );
     String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-/// Starts the server and waits for the line saying it serves.
-fn start_server(config: &Path) -> Child {
-    let mut child = Command::new(BIN)
-        .arg("--config")
-        .arg(config)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("server starts");
-    let stdout = child.stdout.take().expect("stdout");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if line.contains("Rempart is serving") {
-                let _ = tx.send(());
-            }
-        }
-    });
-    rx.recv_timeout(GUARD).expect("server announces itself");
-    child
 }
 
 /// Serves `config` with a plaintext client listener added, logs in with both passwords, and
@@ -86,8 +41,8 @@ fn assert_only_the_new_password_logs_in(config: &Path, user: &str, new: &str, ol
         "\n[[listeners]]\nkind = \"c2s\"\naddress = \"127.0.0.1:0\"\nrequire_tls = false\n",
     );
     std::fs::write(&with_plaintext, toml).expect("config written");
-    let (mut server, addresses) = start_server_reporting(&with_plaintext);
-    let plaintext = *addresses.last().expect("the plaintext listener");
+    let mut server = ServerProcess::start(&with_plaintext);
+    let plaintext = *server.addresses.last().expect("the plaintext listener");
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let login = |password: &str| {
         runtime.block_on(async {
@@ -100,58 +55,7 @@ fn assert_only_the_new_password_logs_in(config: &Path, user: &str, new: &str, ol
     assert!(with_new.starts_with("<success"), "{with_new}");
     let with_old = login(old);
     assert!(with_old.contains("<not-authorized/>"), "{with_old}");
-    stop(&mut server);
-}
-
-/// Starts the server and returns the addresses its announcement lists.
-fn start_server_reporting(config: &Path) -> (Child, Vec<std::net::SocketAddr>) {
-    let mut child = Command::new(BIN)
-        .arg("--config")
-        .arg(config)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("server starts");
-    let stdout = child.stdout.take().expect("stdout");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some((_, list)) = line.split_once("Rempart is serving ") {
-                let addresses = list
-                    .split_once(" on ")
-                    .map(|(_, a)| a)
-                    .unwrap_or_default()
-                    .split(", ")
-                    .filter_map(|a| a.parse().ok())
-                    .collect::<Vec<std::net::SocketAddr>>();
-                let _ = tx.send(addresses);
-            }
-        }
-    });
-    let addresses = rx.recv_timeout(GUARD).expect("server announces itself");
-    (child, addresses)
-}
-
-/// SIGTERM, then waits for a clean exit.
-fn stop(server: &mut Child) {
-    let status = Command::new("kill")
-        .arg("-TERM")
-        .arg(server.id().to_string())
-        .status()
-        .expect("kill");
-    assert!(status.success());
-    assert!(wait_exit(server).success(), "clean exit on SIGTERM");
-}
-
-fn wait_exit(child: &mut Child) -> std::process::ExitStatus {
-    let deadline = std::time::Instant::now() + GUARD;
-    loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            return status;
-        }
-        assert!(std::time::Instant::now() < deadline, "server did not exit");
-        std::thread::park_timeout(Duration::from_millis(20));
-    }
+    server.stop();
 }
 
 #[test]
@@ -201,7 +105,7 @@ fn unknown_domain_is_refused_by_user_add() {
 fn users_are_managed_through_the_admin_socket_while_serving_and_survive_restart() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = write_config(dir.path());
-    let mut server = start_server(&config);
+    let mut server = ServerProcess::start(&config);
     let socket = dir.path().join("data").join("admin.sock");
     let mode = std::os::unix::fs::PermissionsExt::mode(
         &std::fs::metadata(&socket)
@@ -216,18 +120,11 @@ fn users_are_managed_through_the_admin_socket_while_serving_and_survive_restart(
         String::from_utf8_lossy(&added.stderr)
     );
     assert!(users(&config).contains("bob@localhost"));
-    let status = Command::new("kill")
-        .arg("-TERM")
-        .arg(server.id().to_string())
-        .status()
-        .expect("kill");
-    assert!(status.success());
-    assert!(wait_exit(&mut server).success(), "clean exit on SIGTERM");
-    let mut restarted = start_server(&config);
+    server.stop();
+    let mut restarted = ServerProcess::start(&config);
     // The store is the running server's now: this listing goes through its admin socket.
     let listed = run(&config, &["user", "list"], "");
-    restarted.kill().expect("SIGKILL");
-    wait_exit(&mut restarted);
+    restarted.kill_9();
     let stdout = String::from_utf8_lossy(&listed.stdout);
     assert!(
         listed.status.success(),
@@ -243,15 +140,14 @@ fn users_are_managed_through_the_admin_socket_while_serving_and_survive_restart(
 fn acknowledged_account_survives_kill_9(backend: &str) {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = write_config_with(dir.path(), backend);
-    let mut server = start_server(&config);
+    let mut server = ServerProcess::start(&config);
     let added = run(&config, &["user", "add", "carol@localhost"], "pw-carol\n");
     assert!(
         added.status.success(),
         "{}",
         String::from_utf8_lossy(&added.stderr)
     );
-    server.kill().expect("SIGKILL");
-    wait_exit(&mut server);
+    server.kill_9();
     assert!(users(&config).contains("carol@localhost"));
 }
 
@@ -364,7 +260,7 @@ fn admin_socket_refuses_other_users_even_when_its_mode_lets_them_in() {
         return;
     }
     let config = write_config(dir.path());
-    let mut server = start_server(&config);
+    let mut server = ServerProcess::start(&config);
     let socket = dir.path().join("data").join("admin.sock");
     // Open every door the file mode guards, so that only the uid check remains.
     for path in [dir.path(), &dir.path().join("data")] {
@@ -395,5 +291,5 @@ fn admin_socket_refuses_other_users_even_when_its_mode_lets_them_in() {
         "the server's own user is still served: {}",
         String::from_utf8_lossy(&added.stderr)
     );
-    stop(&mut server);
+    server.stop();
 }

@@ -12,19 +12,13 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
 
+use common::binary::{add_user, ServerProcess};
 use common::{RawClient, ServerEndpoint};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
 
-const BIN: &str = env!("CARGO_BIN_EXE_rempart");
-const GUARD: Duration = Duration::from_secs(30);
 /// Writes of each kind acknowledged before the kill.
 const ACKNOWLEDGED: usize = 10;
 const NODE: &str = "urn:xmpp:test:durability";
@@ -39,72 +33,11 @@ fn write_config(dir: &Path, backend: &str) -> PathBuf {
     path
 }
 
-fn add_user(config: &Path, jid: &str, password: &str) {
-    let mut child = Command::new(BIN)
-        .arg("--config")
-        .arg(config)
-        .args(["user", "add", jid])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("rempart runs");
-    std::io::Write::write_all(
-        &mut child.stdin.take().expect("stdin"),
-        format!("{password}\n").as_bytes(),
-    )
-    .expect("password written");
-    let output = child.wait_with_output().expect("rempart user add finishes");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
-/// A running `rempart` process, killed with SIGKILL when dropped (also when a test fails).
-struct ServerProcess(Child);
-
-impl ServerProcess {
-    /// kill -9, and wait until the process is gone.
-    fn kill_9(&mut self) {
-        self.0.kill().expect("SIGKILL");
-        self.0.wait().expect("server reaped");
-    }
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts the server and waits for the line saying where it serves.
+/// Starts the server and says how clients reach it: its first listener, with the
+/// certificate it generated for `localhost`.
 fn start_server(config: &Path, data: &Path) -> (ServerProcess, ServerEndpoint) {
-    let mut child = Command::new(BIN)
-        .arg("--config")
-        .arg(config)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("server starts");
-    let stdout = child.stdout.take().expect("stdout");
-    let server = ServerProcess(child);
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(addresses) = line.strip_prefix("Rempart is serving localhost on ") {
-                let _ = tx.send(addresses.to_owned());
-            }
-        }
-    });
-    let addresses = rx.recv_timeout(GUARD).expect("server announces itself");
-    let address: SocketAddr = addresses
-        .split(", ")
-        .next()
-        .and_then(|a| a.parse().ok())
-        .unwrap_or_else(|| panic!("no address in {addresses:?}"));
+    let server = ServerProcess::start(config);
+    let address = *server.addresses.first().expect("a listener");
     let certificate = CertificateDer::pem_file_iter(data.join("certs").join("localhost.crt"))
         .expect("the server's certificate")
         .filter_map(Result::ok)

@@ -8,16 +8,15 @@
 //! suite when the server answers wrongly, stops serving, or its peak grows by more than
 //! `MEMORY_BUDGET`.
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod common;
+
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, ExitCode, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
+use std::process::ExitCode;
 
-const BIN: &str = env!("CARGO_BIN_EXE_rempart");
-/// Guard against a hung suite; not a performance assertion.
-const GUARD: Duration = Duration::from_secs(30);
+use common::binary::ServerProcess;
+use common::GUARD;
 /// Most the server's peak resident memory may grow during one attack.
 const MEMORY_BUDGET: u64 = 64 * 1024 * 1024;
 /// Connections the flood opens from one address, beyond the configured per-address limit.
@@ -147,7 +146,7 @@ fn attacks() -> Vec<Attack> {
 
 /// The server under attack.
 struct Server {
-    child: Child,
+    process: ServerProcess,
     c2s: SocketAddr,
 }
 
@@ -159,31 +158,13 @@ impl Server {
             dir.join("data").display()
         );
         std::fs::write(&config, toml).expect("config written");
-        let mut child = Command::new(BIN)
-            .arg("--config")
-            .arg(&config)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("server starts");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(rest) = line.strip_prefix("Rempart is serving localhost on ") {
-                    let first = rest.split(',').next().unwrap_or_default().trim().to_owned();
-                    let _ = tx.send(first);
-                }
-            }
-        });
-        let address = rx.recv_timeout(GUARD).expect("server announces itself");
-        let c2s = address.parse().expect("a socket address");
-        Server { child, c2s }
+        let process = ServerProcess::start(&config);
+        let c2s = *process.addresses.first().expect("the client listener");
+        Server { process, c2s }
     }
 
     fn status_field(&self, field: &str) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.process.pid()))
             .expect("the server's /proc status");
         status
             .lines()
@@ -201,7 +182,8 @@ impl Server {
 
     /// Resets the peak-memory mark to the current resident size; returns that size.
     fn reset_peak(&self) -> u64 {
-        std::fs::write(format!("/proc/{}/clear_refs", self.child.id()), "5").expect("clear_refs");
+        std::fs::write(format!("/proc/{}/clear_refs", self.process.pid()), "5")
+            .expect("clear_refs");
         self.status_field("VmRSS:")
     }
 
@@ -300,7 +282,7 @@ fn main() -> ExitCode {
     println!(
         "hostile input against {} (pid {})",
         server.c2s,
-        server.child.id()
+        server.process.pid()
     );
     println!("{:<42} {:<28} {:>14}", "attack", "answer", "peak growth");
     for attack in attacks() {
@@ -341,8 +323,7 @@ fn main() -> ExitCode {
     if !server.still_serves() {
         failures.push("connection flood: the server stopped serving".to_owned());
     }
-    let _ = server.child.kill();
-    let _ = server.child.wait();
+    server.process.kill_9();
     if failures.is_empty() {
         println!("hostile input: every attack answered, the server kept serving");
         ExitCode::SUCCESS

@@ -4,39 +4,13 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::Stdio;
 
+use common::binary::{add_user, BIN};
 use common::federation::{accept_outbound_link, inbound_link, TestCa};
 use common::{free_port, RawClient, GUARD};
-
-const BIN: &str = env!("CARGO_BIN_EXE_rempart");
-
-/// Adds an account with the binary, before it serves.
-fn add_user(config: &Path, jid: &str, password: &str) {
-    let mut child = std::process::Command::new(BIN)
-        .arg("--config")
-        .arg(config)
-        .args(["user", "add", jid])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("rempart runs");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(format!("{password}\n").as_bytes())
-        .expect("password written");
-    let output = child.wait_with_output().expect("rempart finishes");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
 
 /// Starts the server and waits for the line saying it serves; its output keeps being read so
 /// that it never blocks on a full pipe.

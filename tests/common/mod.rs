@@ -2,6 +2,7 @@
 //! XML client (rustls + the independent `sasl` crate) for exact wire behaviour.
 #![allow(dead_code)]
 
+pub mod binary;
 pub mod federation;
 pub mod socket_options;
 
