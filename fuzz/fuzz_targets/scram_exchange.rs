@@ -18,7 +18,7 @@ use digest::{Digest, FixedOutputReset};
 use hmac::{Mac, SimpleHmac};
 use jid::BareJid;
 use libfuzzer_sys::fuzz_target;
-use rempart::accounts::Account;
+use rempart::accounts::{Account, LoginAccount};
 use rempart::sasl::channel_binding::ChannelBindings;
 use rempart::sasl::credentials::{derive_credentials, prepare_password};
 use rempart::sasl::{claimed_username, Exchange, SaslOffer, Step};
@@ -56,9 +56,13 @@ fn start(mechanism: &str, account_exists: bool, first: &[u8]) -> Option<Exchange
     let offer = SaslOffer::new(ChannelBindings::default(), true, true);
     let claim = claimed_username(mechanism, first)?;
     let user = BareJid::new(&format!("{}@{HOST}", claim.username)).ok()?;
-    let account =
-        (account_exists && user.node().map(|n| n.as_str()) == Some(USER)).then(|| ACCOUNT.clone());
-    Exchange::start(&offer, mechanism, &claim.username, user.as_str(), account).ok()
+    // A name without an account runs against a decoy that must match no password, not even
+    // juliet's: the decoy here carries her very credentials.
+    let login = LoginAccount {
+        account: ACCOUNT.clone(),
+        exists: account_exists && user.node().map(|n| n.as_str()) == Some(USER),
+    };
+    Exchange::start(&offer, mechanism, &claim.username, user.as_str(), login).ok()
 }
 
 fn raw_messages<'a>(

@@ -205,7 +205,6 @@ pub enum Step {
 pub struct Exchange {
     session: Session<Verdict, ChannelBindings>,
     scram: bool,
-    steps: u32,
 }
 
 impl Exchange {
@@ -239,17 +238,15 @@ impl Exchange {
         Ok(Exchange {
             session,
             scram: mechanism.starts_with("SCRAM-"),
-            steps: 0,
         })
     }
 
     /// Feeds the client's data and says what to answer. PLAIN runs PBKDF2 here, so callers
     /// run this off the async workers.
     pub fn step(&mut self, input: &[u8]) -> Step {
-        self.steps += 1;
-        // rsasl 2.3 slices SCRAM attributes without checking their length and panics on a
-        // client-final message holding one shorter than `x=`: refuse those first.
-        if self.scram && self.steps == 2 && !is_scram_attribute_list(input) {
+        // rsasl 2.3 slices SCRAM attributes without checking their length and panics on one
+        // shorter than `x=`: refuse such messages first.
+        if self.scram && !input.is_empty() && !is_scram_message(input) {
             return Step::Failure(SaslFailure::MalformedRequest);
         }
         let mut output = Vec::new();
@@ -272,12 +269,22 @@ impl Exchange {
     }
 }
 
-/// True when every comma-separated attribute is `<letter>=<value>` (RFC 5802 §7), as a
-/// client-final message must be.
-fn is_scram_attribute_list(message: &[u8]) -> bool {
-    message
-        .split(|&byte| byte == b',')
-        .all(|attribute| matches!(attribute, [name, b'=', ..] if name.is_ascii_alphabetic()))
+/// True for the shape of a SCRAM client message (RFC 5802 §7): a client-first message (a GS2
+/// header, then attributes) or a client-final one (attributes only), every attribute being
+/// `<letter>=<value>`.
+fn is_scram_message(message: &[u8]) -> bool {
+    let is_attribute =
+        |part: &[u8]| matches!(part, [name, b'=', ..] if name.is_ascii_alphabetic());
+    let mut parts = message.split(|&byte| byte == b',');
+    let first = parts.clone().next().unwrap_or_default();
+    if matches!(first, b"n" | b"y" | [b'p', b'=', ..]) {
+        parts.next();
+        let authzid_ok = parts
+            .next()
+            .is_some_and(|authzid| authzid.is_empty() || authzid.starts_with(b"a="));
+        return authzid_ok && parts.all(is_attribute);
+    }
+    parts.all(is_attribute)
 }
 
 fn failure_of(error: &SessionError) -> SaslFailure {
@@ -334,6 +341,17 @@ mod tests {
             })
         );
         assert_eq!(claimed_username("SCRAM-SHA-1", b"garbage"), None);
+    }
+
+    #[test]
+    fn scram_messages_are_checked_for_their_shape() {
+        assert!(is_scram_message(b"n,,n=user,r=abc"));
+        assert!(is_scram_message(b"p=tls-exporter,a=user@host,n=user,r=abc"));
+        assert!(is_scram_message(b"c=biws,r=abcdef,p=AAAA"));
+        assert!(!is_scram_message(b"n,,n=user,r"));
+        assert!(!is_scram_message(b"n,a,n=user,r=abc"));
+        assert!(!is_scram_message(b"c=biws,r=abcdef,,p=AAAA"));
+        assert!(!is_scram_message(b"c=biws,r=abc,x"));
     }
 
     #[test]

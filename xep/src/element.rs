@@ -226,12 +226,7 @@ impl Element {
     /// `stream_ns` (`jabber:client` or `jabber:server`).
     pub fn to_stream_xml(&self, stream_ns: &str) -> String {
         let mut out = String::with_capacity(256);
-        let parent = if &*self.ns == ns::CLIENT || &*self.ns == ns::SERVER {
-            &*self.ns
-        } else {
-            stream_ns
-        };
-        self.write_into(&mut out, parent);
+        self.write_into(&mut out, stream_parent(self, stream_ns));
         out
     }
 
@@ -256,7 +251,7 @@ impl Element {
         out.push('>');
         for node in &self.children {
             match node {
-                Node::Element(e) => e.write_into(&mut out, content_ns),
+                Node::Element(e) => e.write_into(&mut out, stream_parent(e, content_ns)),
                 Node::Text(t) => escape_text_into(&mut out, t),
             }
         }
@@ -326,6 +321,17 @@ impl Element {
             Some(uri) if prefix != "xml" => Some((prefix, uri)),
             _ => None,
         }
+    }
+}
+
+/// The namespace an element written at stream level inherits: a stanza-level element in
+/// `jabber:client` or `jabber:server` is written in the stream's content namespace, whichever
+/// of the two that is, as RFC 6120 §4.8.3 lets servers do.
+fn stream_parent<'a>(element: &'a Element, stream_ns: &'a str) -> &'a str {
+    if &*element.ns == ns::CLIENT || &*element.ns == ns::SERVER {
+        &element.ns
+    } else {
+        stream_ns
     }
 }
 
