@@ -245,8 +245,9 @@ impl Exchange {
     /// run this off the async workers.
     pub fn step(&mut self, input: &[u8]) -> Step {
         // rsasl 2.3 slices SCRAM attributes without checking their length and panics on one
-        // shorter than `x=`: refuse such messages first.
-        if self.scram && !input.is_empty() && !is_scram_message(input) {
+        // shorter than `x=`, or on an empty message: refuse such messages first. (Negotiation
+        // asks for the client-first message before starting, so no SCRAM step is empty.)
+        if self.scram && !is_scram_message(input) {
             return Step::Failure(SaslFailure::MalformedRequest);
         }
         let mut output = Vec::new();
@@ -352,6 +353,7 @@ mod tests {
         assert!(!is_scram_message(b"n,a,n=user,r=abc"));
         assert!(!is_scram_message(b"c=biws,r=abcdef,,p=AAAA"));
         assert!(!is_scram_message(b"c=biws,r=abc,x"));
+        assert!(!is_scram_message(b""));
     }
 
     #[test]
