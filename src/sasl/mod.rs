@@ -205,6 +205,7 @@ pub enum Step {
 pub struct Exchange {
     session: Session<Verdict, ChannelBindings>,
     scram: bool,
+    steps: u32,
 }
 
 impl Exchange {
@@ -238,6 +239,7 @@ impl Exchange {
         Ok(Exchange {
             session,
             scram: mechanism.starts_with("SCRAM-"),
+            steps: 0,
         })
     }
 
@@ -247,7 +249,9 @@ impl Exchange {
         // rsasl 2.3 slices SCRAM attributes without checking their length and panics on one
         // shorter than `x=`, or on an empty message: refuse such messages first. (Negotiation
         // asks for the client-first message before starting, so no SCRAM step is empty.)
-        if self.scram && !is_scram_message(input) {
+        let first = self.steps == 0;
+        self.steps += 1;
+        if self.scram && !is_scram_message(input, first) {
             return Step::Failure(SaslFailure::MalformedRequest);
         }
         let mut output = Vec::new();
@@ -270,20 +274,22 @@ impl Exchange {
     }
 }
 
-/// True for the shape of a SCRAM client message (RFC 5802 §7): a client-first message (a GS2
-/// header, then attributes) or a client-final one (attributes only), every attribute being
-/// `<letter>=<value>`.
-fn is_scram_message(message: &[u8]) -> bool {
-    let is_attribute =
-        |part: &[u8]| matches!(part, [name, b'=', ..] if name.is_ascii_alphabetic());
+/// True for the shape of a SCRAM client message (RFC 5802 §7): the client-first message (a
+/// GS2 header, then attributes) when `first`, else the client-final one (attributes only),
+/// every attribute being `<letter>=<value>`.
+fn is_scram_message(message: &[u8], first: bool) -> bool {
+    let is_attribute = |part: &[u8]| matches!(part, [name, b'=', ..] if name.is_ascii_alphabetic());
     let mut parts = message.split(|&byte| byte == b',');
-    let first = parts.clone().next().unwrap_or_default();
-    if matches!(first, b"n" | b"y" | [b'p', b'=', ..]) {
-        parts.next();
+    if first {
+        let flag_ok = parts
+            .next()
+            .is_some_and(|flag| matches!(flag, b"n" | b"y" | [b'p', b'=', ..]));
         let authzid_ok = parts
             .next()
             .is_some_and(|authzid| authzid.is_empty() || authzid.starts_with(b"a="));
-        return authzid_ok && parts.all(is_attribute);
+        if !(flag_ok && authzid_ok) {
+            return false;
+        }
     }
     parts.all(is_attribute)
 }
@@ -346,14 +352,19 @@ mod tests {
 
     #[test]
     fn scram_messages_are_checked_for_their_shape() {
-        assert!(is_scram_message(b"n,,n=user,r=abc"));
-        assert!(is_scram_message(b"p=tls-exporter,a=user@host,n=user,r=abc"));
-        assert!(is_scram_message(b"c=biws,r=abcdef,p=AAAA"));
-        assert!(!is_scram_message(b"n,,n=user,r"));
-        assert!(!is_scram_message(b"n,a,n=user,r=abc"));
-        assert!(!is_scram_message(b"c=biws,r=abcdef,,p=AAAA"));
-        assert!(!is_scram_message(b"c=biws,r=abc,x"));
-        assert!(!is_scram_message(b""));
+        assert!(is_scram_message(b"n,,n=user,r=abc", true));
+        assert!(is_scram_message(
+            b"p=tls-exporter,a=user@host,n=user,r=abc",
+            true
+        ));
+        assert!(is_scram_message(b"c=biws,r=abcdef,p=AAAA", false));
+        assert!(!is_scram_message(b"n,,n=user,r", true));
+        assert!(!is_scram_message(b"n,a,n=user,r=abc", true));
+        assert!(!is_scram_message(b"c=biws,r=abc", true));
+        assert!(!is_scram_message(b"n,,n=user,r=abc", false));
+        assert!(!is_scram_message(b"c=biws,r=abcdef,,p=AAAA", false));
+        assert!(!is_scram_message(b"c=biws,r=abc,x", false));
+        assert!(!is_scram_message(b"", false));
     }
 
     #[test]
