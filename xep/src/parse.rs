@@ -200,6 +200,10 @@ impl TreeBuilder {
 
     fn push_text(&mut self, text: &str) -> Result<(), ParseError> {
         check_chars(text)?;
+        // An empty text event would become a node that no serialisation can carry.
+        if text.is_empty() {
+            return Ok(());
+        }
         match self.open.last_mut() {
             Some(parent) => {
                 parent.append_text(text);
