@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use rempart_xep::element::Element;
 use rempart_xep::ns;
-use rempart_xep::stream::{prefixed_element_xml, StreamError, StreamHeader, STREAM_CLOSE};
+use rempart_xep::stream::{StreamError, StreamHeader, STREAM_CLOSE};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 /// Writes one XML stream to `W`.
@@ -44,9 +44,9 @@ impl<W: AsyncWrite + Unpin> XmlWriter<W> {
     /// Writes a top-level element (stanza, feature negotiation element).
     pub async fn write_element(&mut self, element: &Element) -> io::Result<()> {
         let xml = if element.ns() == ns::STREAM {
-            prefixed_element_xml(element, "stream", self.content_ns)
+            element.to_prefixed_xml("stream", self.content_ns)
         } else if element.ns() == ns::DIALBACK {
-            prefixed_element_xml(element, "db", self.content_ns)
+            element.to_prefixed_xml("db", self.content_ns)
         } else {
             element.to_stream_xml(self.content_ns)
         };

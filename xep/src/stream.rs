@@ -201,12 +201,6 @@ pub fn features(children: Vec<Element>) -> Element {
     features
 }
 
-/// Serializes an element with a prefix the stream header binds (`stream:`, and `db:` on
-/// server streams, which XEP-0220 §2.1 requires), its children in their own namespaces.
-pub fn prefixed_element_xml(element: &Element, prefix: &str, content_ns: &str) -> String {
-    element.to_prefixed_xml(prefix, content_ns)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
