@@ -283,7 +283,11 @@ pub fn header(to: &str) -> String {
 impl RawClient {
     /// A plain TCP connection.
     pub async fn connect(addr: SocketAddr) -> RawClient {
-        let tcp = TcpStream::connect(addr).await.expect("connect");
+        Self::over_tcp(TcpStream::connect(addr).await.expect("connect"))
+    }
+
+    /// A client over an established plain TCP connection.
+    pub fn over_tcp(tcp: TcpStream) -> RawClient {
         RawClient {
             io: Conn::Plain(tcp),
             buffer: String::new(),

@@ -8,7 +8,7 @@ use std::net::{IpAddr, SocketAddr};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpSocket;
 
-use super::{Conn, RawClient};
+use super::RawClient;
 
 impl RawClient {
     /// A plain TCP connection from `source` (an address of this host, e.g. 127.0.0.2).
@@ -36,14 +36,7 @@ impl RawClient {
         if let Some(size) = receive_buffer {
             socket.set_recv_buffer_size(size).expect("receive buffer");
         }
-        let tcp = socket.connect(addr).await.expect("connect");
-        RawClient {
-            io: Conn::Plain(tcp),
-            buffer: String::new(),
-            tls13: false,
-            exporter: None,
-            jid: String::new(),
-        }
+        RawClient::over_tcp(socket.connect(addr).await.expect("connect"))
     }
 
     /// Sends raw XML and reports a closed or reset connection instead of panicking.
