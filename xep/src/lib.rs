@@ -12,6 +12,7 @@ pub mod parse;
 pub mod pubsub;
 pub mod roster;
 pub mod sasl;
+pub mod sm;
 pub mod stanza;
 pub mod stream;
 pub mod xml_name;

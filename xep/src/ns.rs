@@ -56,3 +56,31 @@ pub const VCARD: &str = "vcard-temp";
 pub const DIALBACK: &str = "jabber:server:dialback";
 /// XEP-0220 dialback stream feature.
 pub const DIALBACK_FEATURE: &str = "urn:xmpp:features:dialback";
+/// XEP-0198 stream management.
+pub const SM: &str = "urn:xmpp:sm:3";
+/// XEP-0280 message carbons.
+pub const CARBONS: &str = "urn:xmpp:carbons:2";
+/// XEP-0297 stanza forwarding.
+pub const FORWARD: &str = "urn:xmpp:forward:0";
+/// XEP-0359 unique and stable stanza ids.
+pub const STANZA_ID: &str = "urn:xmpp:sid:0";
+/// XEP-0059 result set management.
+pub const RSM: &str = "http://jabber.org/protocol/rsm";
+/// XEP-0313 message archive management, the version the server speaks first.
+pub const MAM: &str = "urn:xmpp:mam:2";
+/// XEP-0313 `#extended` feature: before-id/after-id/ids, flip-page and metadata.
+pub const MAM_EXTENDED: &str = "urn:xmpp:mam:2#extended";
+/// XEP-0313 older namespace, still sent by some clients with the same query shape.
+pub const MAM_1: &str = "urn:xmpp:mam:1";
+/// XEP-0313 oldest namespace still sent by some clients with the same query shape.
+pub const MAM_0: &str = "urn:xmpp:mam:0";
+/// XEP-0352 client state indication.
+pub const CSI: &str = "urn:xmpp:csi:0";
+/// XEP-0191 blocking command.
+pub const BLOCKING: &str = "urn:xmpp:blocking";
+/// XEP-0191 application error condition for a blocked contact.
+pub const BLOCKING_ERRORS: &str = "urn:xmpp:blocking:errors";
+/// XEP-0357 push notifications.
+pub const PUSH: &str = "urn:xmpp:push:0";
+/// XEP-0357 FORM_TYPE of the notification summary.
+pub const PUSH_SUMMARY: &str = "urn:xmpp:push:summary";

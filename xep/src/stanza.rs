@@ -185,6 +185,33 @@ impl Condition {
         }
     }
 
+    /// The condition named by an element of the stanza-errors namespace, if it is one of ours.
+    pub fn from_name(name: &str) -> Option<Condition> {
+        use Condition::*;
+        let all = [
+            BadRequest,
+            Conflict,
+            FeatureNotImplemented,
+            Forbidden,
+            InternalServerError,
+            ItemNotFound,
+            JidMalformed,
+            NotAcceptable,
+            NotAllowed,
+            NotAuthorized,
+            PolicyViolation,
+            RecipientUnavailable,
+            RemoteServerNotFound,
+            RemoteServerTimeout,
+            ResourceConstraint,
+            ServiceUnavailable,
+            SubscriptionRequired,
+            UndefinedCondition,
+            UnexpectedRequest,
+        ];
+        all.into_iter().find(|condition| condition.as_str() == name)
+    }
+
     /// The error type RFC 6120 §8.3.3 pairs with the condition.
     pub fn default_type(self) -> ErrorType {
         use Condition::*;
@@ -330,6 +357,13 @@ mod tests {
             Some("service-unavailable")
         );
         assert!(!reply.has_child("query", "urn:unknown"));
+    }
+
+    #[test]
+    fn condition_names_read_back_to_the_same_condition() {
+        let condition = Condition::from_name("item-not-found");
+        assert_eq!(condition, Some(Condition::ItemNotFound));
+        assert_eq!(Condition::from_name("no-such-condition"), None);
     }
 
     #[test]
