@@ -180,6 +180,14 @@ impl Element {
         self.children.push(Node::Element(child));
     }
 
+    /// Removes the child elements for which `keep` is false; text is kept.
+    pub fn retain_children(&mut self, mut keep: impl FnMut(&Element) -> bool) {
+        self.children.retain(|node| match node {
+            Node::Element(child) => keep(child),
+            Node::Text(_) => true,
+        });
+    }
+
     /// Appends character data, merged with a directly preceding text node.
     pub fn append_text(&mut self, text: &str) {
         match self.children.last_mut() {
@@ -419,6 +427,16 @@ mod tests {
             "<x xmlns='u' a='1&#9;2&#10;3&#13;'>line\nnext&#13;</x>"
         );
         assert_eq!(Element::parse(&e.to_xml()), Ok(e));
+    }
+
+    #[test]
+    fn retain_children_removes_only_rejected_elements() {
+        let mut e = Element::new("x", "u")
+            .child(Element::new("a", "u"))
+            .text("t")
+            .child(Element::new("b", "u"));
+        e.retain_children(|c| c.name() != "a");
+        assert_eq!(e.to_xml(), "<x xmlns='u'>t<b/></x>");
     }
 
     #[test]

@@ -3,10 +3,13 @@
 
 pub mod address;
 pub mod caps;
+pub mod carbons;
 pub mod data_form;
 pub mod delay;
 pub mod disco;
 pub mod element;
+pub mod forward;
+pub mod hints;
 pub mod ns;
 pub mod parse;
 pub mod pubsub;
