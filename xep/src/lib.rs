@@ -17,6 +17,7 @@ pub mod roster;
 pub mod sasl;
 pub mod sm;
 pub mod stanza;
+pub mod stanza_id;
 pub mod stream;
 pub mod xml_name;
 
