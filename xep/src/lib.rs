@@ -14,6 +14,7 @@ pub mod ns;
 pub mod parse;
 pub mod pubsub;
 pub mod roster;
+pub mod rsm;
 pub mod sasl;
 pub mod sm;
 pub mod stanza;

@@ -15,7 +15,7 @@ pub const PUBLISH_OPTIONS: &str = "http://jabber.org/protocol/pubsub#publish-opt
 /// FORM_TYPE of node configuration.
 pub const NODE_CONFIG: &str = "http://jabber.org/protocol/pubsub#node_config";
 /// XEP-0059 Result Set Management.
-pub const NS_RSM: &str = "http://jabber.org/protocol/rsm";
+pub const NS_RSM: &str = crate::ns::RSM;
 
 /// A pubsub#errors application condition element.
 pub fn error_condition(name: &str) -> Element {
