@@ -10,6 +10,7 @@ pub mod disco;
 pub mod element;
 pub mod forward;
 pub mod hints;
+pub mod mam;
 pub mod ns;
 pub mod parse;
 pub mod pubsub;
