@@ -11,6 +11,7 @@ pub mod element;
 pub mod forward;
 pub mod hints;
 pub mod mam;
+pub mod mam_prefs;
 pub mod ns;
 pub mod parse;
 pub mod pubsub;
