@@ -2,8 +2,10 @@
 //! payloads of each protocol area. No I/O and no async runtime live here.
 
 pub mod address;
+pub mod blocking;
 pub mod caps;
 pub mod carbons;
+pub mod csi;
 pub mod data_form;
 pub mod delay;
 pub mod disco;
