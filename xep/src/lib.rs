@@ -17,6 +17,7 @@ pub mod mam_prefs;
 pub mod ns;
 pub mod parse;
 pub mod pubsub;
+pub mod push;
 pub mod roster;
 pub mod rsm;
 pub mod sasl;
