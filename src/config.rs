@@ -8,9 +8,11 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use thiserror::Error;
 
-use crate::modules::ModulesConfig;
-use crate::s2s::S2sConfig;
+use crate::s2s::settings::S2sConfig;
 use crate::storage::BackendKind;
+
+/// The `[modules.<name>]` sections, kept as read: the modules own their types.
+pub type ModuleSections = config::Map<String, config::Value>;
 
 /// Why a configuration could not be loaded.
 #[derive(Debug, Error)]
@@ -39,10 +41,13 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// Network listeners.
     pub listeners: Vec<ListenerConfig>,
-    /// Per-module settings.
-    pub modules: ModulesConfig,
+    /// Per-module settings, `[modules.<name>]`: each module reads and checks its own section
+    /// when the server is built.
+    pub modules: ModuleSections,
     /// Server-to-server links.
     pub s2s: S2sConfig,
+    /// Stream management (XEP-0198): acknowledgements and resumption.
+    pub stream_management: StreamManagementConfig,
     /// Logging.
     pub log: LogConfig,
 }
@@ -56,8 +61,9 @@ impl Default for Config {
             auth: AuthConfig::default(),
             limits: LimitsConfig::default(),
             listeners: default_listeners(),
-            modules: ModulesConfig::default(),
+            modules: ModuleSections::default(),
             s2s: S2sConfig::default(),
+            stream_management: StreamManagementConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -317,6 +323,36 @@ impl Default for LogConfig {
     }
 }
 
+/// `[stream_management]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StreamManagementConfig {
+    /// Whether clients may enable acknowledgements and resumption.
+    pub enabled: bool,
+    /// Seconds a session whose connection dropped waits to be resumed; then the stanzas it
+    /// holds go to another resource or to offline storage.
+    pub resume_timeout_secs: u32,
+    /// Stanzas a session may hold unacknowledged; a session that passes it ends and its
+    /// stanzas are rerouted.
+    pub max_unacked: usize,
+    /// Bytes a session may hold unacknowledged, with the same consequence.
+    pub max_unacked_bytes: usize,
+    /// Ended resumable sessions remembered, so that a late `<resume/>` learns its count.
+    pub remembered_sessions: usize,
+}
+
+impl Default for StreamManagementConfig {
+    fn default() -> Self {
+        StreamManagementConfig {
+            enabled: true,
+            resume_timeout_secs: 300,
+            max_unacked: 1000,
+            max_unacked_bytes: 4 * 1024 * 1024,
+            remembered_sessions: 10_000,
+        }
+    }
+}
+
 impl Config {
     /// Loads the file (if given) and applies `REMPART_*` overrides, e.g.
     /// `REMPART_LIMITS__MAX_STANZA_SIZE=65536`.
@@ -383,6 +419,9 @@ impl Config {
         }
         if self.limits.session_queue_bytes < 4096 {
             return invalid("limits.session_queue_bytes: must be at least 4096 bytes".into());
+        }
+        if self.stream_management.max_unacked == 0 {
+            return invalid("stream_management.max_unacked: must be at least 1".into());
         }
         if self.auth.scram_iterations < 4096 {
             return invalid("auth.scram_iterations: must be at least 4096 (RFC 7677)".into());

@@ -20,7 +20,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use thiserror::Error;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::info;
@@ -28,11 +28,13 @@ use tracing::info;
 use crate::accounts::Accounts;
 use crate::admin::AdminService;
 use crate::c2s::C2sContext;
+use crate::config::ListenerKind;
 use crate::config::{Config, ListenerConfig};
-use crate::modules::{enabled_modules, Registry};
-use crate::net::listener::ConnectionLimits;
+use crate::modules::{enabled_modules, registry};
+use crate::net::listener::{ConnectionHandler, ConnectionLimits, Served};
 use crate::net::tls::{TlsContext, TlsError};
 use crate::router::Router;
+use crate::s2s::inbound::InboundContext;
 use crate::storage::{Storage, StorageError};
 
 /// Why the server could not start or stopped abnormally.
@@ -58,6 +60,9 @@ pub enum ServerError {
     /// The admin socket could not be set up.
     #[error("admin socket: {0}")]
     Admin(std::io::Error),
+    /// A module's configuration section is invalid.
+    #[error("{0}")]
+    Config(#[from] config::ConfigError),
 }
 
 /// Binds a listening socket with the configured backlog (the standard library's is 128,
@@ -84,6 +89,26 @@ pub fn reader_limits(config: &Config) -> stream::reader::ReaderLimits {
             max_attributes: config.limits.max_attributes,
             max_tree_cost: config.limits.max_stanza_memory,
         },
+    }
+}
+
+/// Hands each accepted connection to client or server stream handling by its listener's kind.
+struct Connections {
+    c2s: Arc<C2sContext>,
+    s2s: Arc<InboundContext>,
+}
+
+impl ConnectionHandler for Connections {
+    fn serve(&self, tcp: TcpStream, peer: SocketAddr, listener: ListenerConfig) -> Served {
+        match listener.kind {
+            ListenerKind::S2s => Box::pin(s2s::inbound::serve(self.s2s.clone(), tcp, peer, false)),
+            ListenerKind::S2sDirectTls => {
+                Box::pin(s2s::inbound::serve(self.s2s.clone(), tcp, peer, true))
+            }
+            ListenerKind::C2s | ListenerKind::C2sDirectTls => {
+                Box::pin(c2s::serve_connection(self.c2s.clone(), tcp, peer, listener))
+            }
+        }
     }
 }
 
@@ -116,8 +141,8 @@ impl Server {
             config.server.hosts.clone(),
             config.auth.scram_iterations,
         );
-        let modules = enabled_modules(&config, &storage);
-        let registry = Registry::build(&modules);
+        let modules = enabled_modules(&config, &storage)?;
+        let registry = registry(&modules);
         let s2s = s2s::S2s::new(
             config.s2s.clone(),
             reader_limits(&config),
@@ -168,17 +193,25 @@ impl Server {
     /// `system-shutdown` and flushes storage.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), ServerError> {
         let tracker = TaskTracker::new();
-        let ctx = Arc::new(C2sContext::new(
+        let c2s = Arc::new(C2sContext::new(
             self.router.clone(),
             self.tls.clone(),
             shutdown.clone(),
         ));
+        let s2s = Arc::new(InboundContext {
+            s2s: self.router.s2s().clone(),
+            local: self.router.clone(),
+            tls: self.tls.clone(),
+            negotiation_timeout: c2s.negotiation_timeout(),
+            shutdown: shutdown.clone(),
+        });
+        let handler: Arc<dyn ConnectionHandler> = Arc::new(Connections { c2s, s2s });
         let limits = ConnectionLimits::new(&self.router.config.limits);
         for (listener, config) in self.listeners {
             tracker.spawn(net::listener::accept_loop(
                 listener,
                 config,
-                ctx.clone(),
+                handler.clone(),
                 limits.clone(),
                 tracker.clone(),
                 shutdown.clone(),

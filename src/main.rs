@@ -9,7 +9,7 @@ use rempart::accounts::Accounts;
 use rempart::admin::socket::request;
 use rempart::admin::{execute, AdminRequest, AdminResponse};
 use rempart::config::Config;
-use rempart::modules::{catalogue, enabled_modules};
+use rempart::modules::{catalogue, enabled_modules, ModulesConfig};
 use rempart::storage::Storage;
 use rempart::Server;
 use tokio_util::sync::CancellationToken;
@@ -123,7 +123,7 @@ fn main() -> anyhow::Result<()> {
             }
             Command::Xeps { doap } => {
                 let config = Config::load(cli.config.as_deref())?;
-                let modules = enabled_modules(&config, &Storage::memory());
+                let modules = enabled_modules(&config, &Storage::memory())?;
                 if doap {
                     print!("{}", catalogue::doap(&modules));
                 } else {
@@ -260,7 +260,11 @@ fn check(file: Option<&Path>) -> anyhow::Result<()> {
     let Some(file) = file else {
         bail!("name the file to check: rempart config check FILE");
     };
-    match Config::load(Some(file)) {
+    let loaded = Config::load(Some(file)).and_then(|config| {
+        ModulesConfig::of(&config)?;
+        Ok(config)
+    });
+    match loaded {
         Ok(config) => {
             println!(
                 "{}: valid ({} host(s), {} listener(s), storage {:?})",

@@ -86,10 +86,12 @@ async fn with_admins_only_the_listed_jids_create_nodes() {
 
 #[test]
 fn an_unknown_node_creation_policy_fails_the_configuration() {
-    let error = rempart::config::Config::from_toml(
+    let config = rempart::config::Config::from_toml(
         "[server]\nhosts = [\"localhost\"]\n[modules.pubsub]\nnode_creation = \"everyone\"\n",
     )
-    .expect_err("an unknown policy is refused");
+    .expect("the sections parse");
+    let error =
+        rempart::modules::ModulesConfig::of(&config).expect_err("an unknown policy is refused");
     assert!(error.to_string().contains("everyone"), "{error}");
 }
 

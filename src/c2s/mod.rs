@@ -1,6 +1,8 @@
 //! Client-to-server connections: negotiation, then one session actor per bound stream.
 
+pub mod acks;
 pub mod negotiation;
+pub mod resumption;
 pub mod session;
 
 use std::net::SocketAddr;
@@ -12,6 +14,8 @@ use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info_span, Instrument};
 
+use crate::c2s::negotiation::Negotiated;
+use crate::c2s::resumption::Resumptions;
 use crate::config::{ListenerConfig, ListenerKind};
 use crate::net::tls::TlsContext;
 use crate::net::transport::Transport;
@@ -28,6 +32,8 @@ pub struct C2sContext {
     pub tls: TlsContext,
     /// Authentication attempts per address and per (address, account).
     pub auth_throttle: AuthThrottle,
+    /// Sessions a new connection may resume (XEP-0198).
+    pub resumptions: Resumptions,
     /// Cancelled on shutdown.
     pub shutdown: CancellationToken,
 }
@@ -39,6 +45,7 @@ impl C2sContext {
     pub fn new(router: Arc<Router>, tls: TlsContext, shutdown: CancellationToken) -> Self {
         C2sContext {
             auth_throttle: AuthThrottle::new(&router.config.auth),
+            resumptions: Resumptions::new(router.config.stream_management.remembered_sessions),
             router,
             tls,
             shutdown,
@@ -96,9 +103,13 @@ pub async fn serve_connection(
             }
         };
         match negotiation::negotiate(&ctx, transport, bindings, peer, &listener).await {
-            Ok(bound) => {
+            Ok(Negotiated::Bound(bound)) => {
                 tracing::Span::current().record("jid", tracing::field::display(&bound.handle.jid));
                 session::run(ctx.clone(), bound).await;
+            }
+            Ok(Negotiated::Resume(resume)) => {
+                tracing::Span::current().record("jid", tracing::field::display(&resume.jid));
+                session::hand_over(resume, ctx.write_timeout()).await;
             }
             Err(end) => debug!(%end, "connection ended before binding"),
         }

@@ -9,6 +9,7 @@ use rand::distr::{Alphanumeric, SampleString};
 use rempart_xep::element::Element;
 use rempart_xep::ns;
 use rempart_xep::sasl::{channel_binding_types, mechanisms, SaslFailure};
+use rempart_xep::sm::{self, SmElement};
 use rempart_xep::stanza::{error_reply, iq_result, Condition, IqType, StanzaError};
 use rempart_xep::stream::{features, StreamError, StreamErrorCondition, StreamHeader};
 use tokio::io::{split, ReadHalf, WriteHalf};
@@ -18,9 +19,9 @@ use tokio::time::{timeout, timeout_at, Instant};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use crate::c2s::resumption::{Lookup, Takeover};
 use crate::c2s::C2sContext;
 use crate::config::ListenerConfig;
-use crate::modules::disco::server_caps;
 use crate::net::transport::Transport;
 use crate::router::{SessionCommand, SessionHandle};
 use crate::sasl::channel_binding::ChannelBindings;
@@ -40,6 +41,26 @@ pub enum NegotiationEnd {
     /// The peer closed the stream before binding.
     #[error("stream closed by the client")]
     ClientClosed,
+}
+
+/// What negotiation ends with: a new session, or a connection for a session to resume.
+pub enum Negotiated {
+    /// A freshly bound session.
+    Bound(Bound),
+    /// The client resumes a live session (XEP-0198 §5).
+    Resume(Resume),
+}
+
+/// A connection that takes over a live session.
+pub struct Resume {
+    /// The session's full JID.
+    pub jid: FullJid,
+    /// The SM-ID the client named.
+    pub previd: String,
+    /// Where the connection goes.
+    pub takeover: mpsc::Sender<Takeover>,
+    /// The connection, with the client's count of handled stanzas.
+    pub connection: Takeover,
 }
 
 /// A bound session, ready for the session actor.
@@ -82,7 +103,7 @@ pub async fn negotiate(
     bindings: ChannelBindings,
     peer: SocketAddr,
     listener: &ListenerConfig,
-) -> Result<Bound, NegotiationEnd> {
+) -> Result<Negotiated, NegotiationEnd> {
     let deadline = Instant::now() + ctx.negotiation_timeout();
     let mut negotiation = Negotiation {
         ctx,
@@ -197,7 +218,11 @@ impl Negotiation<'_> {
             content_ns: ns::CLIENT.to_owned(),
             ..StreamHeader::default()
         };
-        let error = StreamError { condition, text };
+        let error = StreamError {
+            condition,
+            text,
+            application: None,
+        };
         self.written_before_close(async {
             stream.writer.write_header(&ours).await?;
             stream.writer.write_stream_error(&error).await
@@ -497,18 +522,42 @@ impl Negotiation<'_> {
         Ok(decode_payload(&response.text_content()))
     }
 
-    /// Stage 3: resource binding (RFC 6120 §7).
-    async fn bind(&mut self, mut stream: Stream, user: BareJid) -> Result<Bound, NegotiationEnd> {
+    /// Stage 3: resource binding (RFC 6120 §7), or resumption of a session (XEP-0198 §5).
+    async fn bind(
+        &mut self,
+        mut stream: Stream,
+        user: BareJid,
+    ) -> Result<Negotiated, NegotiationEnd> {
         let router = &self.ctx.router;
         let mut offered = vec![
             Element::new("bind", ns::BIND),
             Element::new("session", ns::SESSION).child(Element::new("optional", ns::SESSION)),
         ];
+        if router.config.stream_management.enabled {
+            offered.push(sm::feature());
+        }
         offered.extend(router.registry.stream_features.iter().cloned());
-        offered.push(server_caps(router));
+        offered.push(router.registry.server_caps.clone());
         self.send(&mut stream, features(offered)).await?;
         loop {
             let element = self.next_element(&mut stream).await?;
+            if element.is("resume", ns::SM) && router.config.stream_management.enabled {
+                match self.resume(&mut stream, &user, &element).await? {
+                    Some((jid, previd, takeover, h)) => {
+                        return Ok(Negotiated::Resume(Resume {
+                            jid,
+                            previd,
+                            takeover,
+                            connection: Takeover {
+                                reader: stream.reader,
+                                writer: stream.writer,
+                                h,
+                            },
+                        }));
+                    }
+                    None => continue,
+                }
+            }
             let bind = element
                 .is("iq", ns::CLIENT)
                 .then(|| element.get_child("bind", ns::BIND))
@@ -548,15 +597,48 @@ impl Negotiation<'_> {
                 router.unregister_session(&handle).await;
                 return Err(end);
             }
-            return Ok(Bound {
+            return Ok(Negotiated::Bound(Bound {
                 reader: stream.reader,
                 writer: stream.writer,
                 handle,
                 inbox,
                 overflow,
                 host: self.host.clone().unwrap_or_default(),
-            });
+            }));
         }
+    }
+
+    /// Looks up the session a `<resume/>` names; answers `<failed/>` (with the session's
+    /// last count when it is remembered) and returns `None` when it cannot be resumed.
+    async fn resume(
+        &self,
+        stream: &mut Stream,
+        user: &BareJid,
+        element: &Element,
+    ) -> Result<Option<(FullJid, String, mpsc::Sender<Takeover>, u32)>, NegotiationEnd> {
+        let (previd, h) = match SmElement::parse(element) {
+            Ok(SmElement::Resume { previd, h }) => (previd, h),
+            _ => {
+                let failed = SmElement::Failed {
+                    h: None,
+                    condition: Some(Condition::BadRequest),
+                };
+                self.send(stream, failed.to_element()).await?;
+                return Ok(None);
+            }
+        };
+        let handled = match self.ctx.resumptions.find(&previd, user) {
+            Lookup::Live { jid, takeover } => return Ok(Some((jid, previd, takeover, h))),
+            Lookup::Ended { handled } => Some(handled),
+            Lookup::Unknown => None,
+        };
+        debug!(%previd, "resumption refused: no such session");
+        let failed = SmElement::Failed {
+            h: handled,
+            condition: Some(Condition::ItemNotFound),
+        };
+        self.send(stream, failed.to_element()).await?;
+        Ok(None)
     }
 }
 

@@ -1,165 +1,540 @@
-//! The session actor: one task per bound client stream. It owns the writer, a bounded inbox
-//! fed by the router, and the stream state; the XML reader runs in its own task.
+//! The session actor: one task per bound session. It owns the stream state, the XEP-0198
+//! counters with the unacknowledged queue, and the connection while one is attached; each
+//! connection's XML reader runs in its own task.
+//!
+//! With resumable stream management the session outlives its connection: detached, it keeps
+//! what is routed to it until a new connection takes it over (`<resume/>`) or the resumption
+//! time runs out; then what the client never acknowledged goes to another resource or to
+//! offline storage.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use rempart_xep::element::Element;
 use rempart_xep::ns;
-use rempart_xep::stanza::{iq_result, IqType};
+use rempart_xep::sm::{self, SmElement};
+use rempart_xep::stanza::{iq_result, Condition, IqType, StanzaKind};
 use rempart_xep::stream::{StreamError, StreamErrorCondition};
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{ReadHalf, WriteHalf};
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 use tokio::time::{sleep_until, timeout, Instant};
+use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
-use crate::c2s::negotiation::Bound;
+use crate::c2s::acks::Acks;
+use crate::c2s::negotiation::{Bound, Resume};
+use crate::c2s::resumption::Takeover;
 use crate::c2s::C2sContext;
-use crate::router::{SessionCommand, SessionHandle};
+use crate::net::transport::Transport;
+use crate::router::{stanza_cost, SessionCommand, SessionHandle};
 use crate::stream::reader::{Incoming, ReadError, XmlReader};
 use crate::stream::writer::XmlWriter;
 
-/// Elements buffered between the reader task and the actor.
+/// Elements buffered between a reader task and the actor.
 const READER_QUEUE: usize = 8;
 
-/// Why the actor stopped.
+/// Why the session ended.
 enum Exit {
     /// Write this stream error, then close.
     Error(StreamError),
     /// The client closed its stream: close ours.
     ClientClosed,
-    /// The connection is gone or unwritable.
+    /// The connection is gone, or the wait for resumption ran out.
     Gone,
 }
 
-/// Runs a bound session until its stream ends.
+/// What woke the actor.
+enum Wake {
+    Read(Option<Result<Incoming, ReadError>>),
+    Command(Option<SessionCommand>),
+    Takeover(Option<Box<Takeover>>),
+    Timer,
+    Overflow,
+    Shutdown,
+}
+
+/// How the actor checks that an idle client is still there.
+enum Probe {
+    /// An XMPP ping (XEP-0199) with this id.
+    Ping(String),
+    /// An `<r/>`: any traffic answers it.
+    AckRequest,
+}
+
+/// The connection attached to the session.
+struct Connection {
+    from_reader: mpsc::Receiver<Result<Incoming, ReadError>>,
+    reader_task: JoinHandle<()>,
+    writer: XmlWriter<WriteHalf<Transport>>,
+}
+
+impl Connection {
+    fn attach(
+        reader: XmlReader<ReadHalf<Transport>>,
+        writer: XmlWriter<WriteHalf<Transport>>,
+    ) -> Connection {
+        let (reader_tx, from_reader) = mpsc::channel(READER_QUEUE);
+        Connection {
+            from_reader,
+            reader_task: tokio::spawn(read_loop(reader, reader_tx)),
+            writer,
+        }
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        self.reader_task.abort();
+    }
+}
+
+/// Stream management, once the client enabled it.
+struct Managed {
+    acks: Acks,
+    /// The SM-ID, when the session may be resumed.
+    resumable: Option<String>,
+    /// An `<r/>` was sent and not answered yet.
+    ack_requested: bool,
+}
+
+/// Timeouts and bounds read once from the configuration.
+struct Timing {
+    idle: Duration,
+    ping_timeout: Duration,
+    write_timeout: Duration,
+    resume_timeout: Duration,
+}
+
+struct Session {
+    ctx: Arc<C2sContext>,
+    handle: SessionHandle,
+    host: String,
+    timing: Timing,
+    connection: Option<Connection>,
+    managed: Option<Managed>,
+    takeover_tx: mpsc::Sender<Takeover>,
+    /// When attached: when to probe (or give up on) an idle client. When detached: when
+    /// the wait for resumption ends.
+    deadline: Instant,
+    probe: Option<Probe>,
+    pings: u64,
+    /// Without stream management: a stanza whose write failed, so the client never got it.
+    unwritten: Option<Element>,
+}
+
+/// Runs a bound session until it ends.
 pub async fn run(ctx: Arc<C2sContext>, bound: Bound) {
     let Bound {
         reader,
-        mut writer,
+        writer,
         handle,
         mut inbox,
         overflow,
         host,
     } = bound;
-    let (reader_tx, mut from_reader) = mpsc::channel(READER_QUEUE);
-    let reader_task = tokio::spawn(read_loop(reader, reader_tx));
     let limits = &ctx.router.config.limits;
-    let idle = Duration::from_secs(limits.idle_ping_secs);
-    let ping_timeout = Duration::from_secs(limits.ping_timeout_secs);
-    let write_timeout = Duration::from_secs(limits.write_timeout_secs);
-    let mut deadline = Instant::now() + idle;
-    let mut ping_id: Option<String> = None;
-    let mut pings = 0u64;
-    // A stanza whose write failed: the client never got it whole, so it is routed again.
-    let mut unwritten: Option<Element> = None;
-
+    let timing = Timing {
+        idle: Duration::from_secs(limits.idle_ping_secs),
+        ping_timeout: Duration::from_secs(limits.ping_timeout_secs),
+        write_timeout: Duration::from_secs(limits.write_timeout_secs),
+        resume_timeout: Duration::from_secs(u64::from(
+            ctx.router.config.stream_management.resume_timeout_secs,
+        )),
+    };
+    let (takeover_tx, mut takeovers) = mpsc::channel(1);
+    let mut session = Session {
+        deadline: Instant::now() + timing.idle,
+        ctx,
+        handle,
+        host,
+        timing,
+        connection: Some(Connection::attach(reader, writer)),
+        managed: None,
+        takeover_tx,
+        probe: None,
+        pings: 0,
+        unwritten: None,
+    };
     let exit = loop {
-        tokio::select! {
-            incoming = from_reader.recv() => {
-                deadline = Instant::now() + idle;
-                match incoming {
-                    Some(Ok(Incoming::Element(element))) => {
-                        if is_reply_to(&element, ping_id.as_deref()) {
-                            ping_id = None;
-                            continue;
-                        }
-                        if let Some(reply) = answer_session_iq(&element) {
-                            if write(&mut writer, &reply, write_timeout).await.is_err() {
-                                break Exit::Gone;
-                            }
-                            continue;
-                        }
-                        if let Err(error) = ctx.router.handle_from_client(&handle, element).await {
-                            break Exit::Error(error);
-                        }
-                    }
-                    Some(Ok(Incoming::Whitespace)) => {}
-                    Some(Ok(Incoming::StreamEnd)) => break Exit::ClientClosed,
-                    Some(Err(ReadError::Stream(error))) => break Exit::Error(error),
-                    Some(Err(ReadError::Closed(reason))) => {
-                        debug!(reason, "connection closed");
-                        break Exit::Gone;
-                    }
-                    None => break Exit::Gone,
-                }
-            }
-            command = inbox.recv() => match command {
-                Some(SessionCommand::Stanza { stanza, cost }) => {
-                    handle.taken(cost);
-                    if write(&mut writer, &stanza, write_timeout).await.is_err() {
-                        unwritten = Some(stanza);
-                        break Exit::Gone;
-                    }
-                }
-                Some(SessionCommand::Close(error)) => break Exit::Error(error),
-                None => break Exit::Gone,
-            },
-            () = sleep_until(deadline) => {
-                if ping_id.is_some() {
-                    break Exit::Error(StreamError::with_text(
-                        StreamErrorCondition::ConnectionTimeout,
-                        "no answer to ping",
-                    ));
-                }
-                pings += 1;
-                let id = format!("rempart-ping-{pings}");
-                let ping = Element::new("iq", ns::CLIENT)
-                    .attr("type", "get")
-                    .attr("id", id.clone())
-                    .attr("from", host.clone())
-                    .attr("to", handle.jid.to_string())
-                    .child(Element::new("ping", ns::PING));
-                if write(&mut writer, &ping, write_timeout).await.is_err() {
-                    break Exit::Gone;
-                }
-                ping_id = Some(id);
-                deadline = Instant::now() + ping_timeout;
-            }
-            () = overflow.cancelled() => {
-                break Exit::Error(StreamError::with_text(
-                    StreamErrorCondition::ResourceConstraint,
-                    "too slow to receive its stanzas",
-                ));
-            }
-            () = ctx.shutdown.cancelled() => {
-                break Exit::Error(StreamError::new(StreamErrorCondition::SystemShutdown));
-            }
+        let wake = session.wait(&mut inbox, &mut takeovers, &overflow).await;
+        if let Some(exit) = session.on(wake).await {
+            break exit;
         }
     };
-
-    ctx.router.unregister_session(&handle).await;
-    let leftovers = unwritten
-        .into_iter()
-        .filter(|stanza| stanza.name() != "presence")
-        .chain(drain(&mut inbox));
-    // Rerouted before the stream closes, so that a client reconnecting at once finds them
-    // stored offline (or gets them live) instead of racing their storage.
-    for stanza in leftovers {
-        ctx.router.route(stanza).await;
-    }
-    finish(&mut writer, exit, write_timeout, &handle).await;
-    reader_task.abort();
+    session.end(exit, &mut inbox).await;
 }
 
-/// Closes the inbox and takes what was queued but never written, so that messages routed
-/// to a closing session are delivered elsewhere or stored offline instead of lost.
+/// Hands a resuming connection to its session; when the session ended in the meantime the
+/// client gets `<failed/>` and the connection closes.
+pub async fn hand_over(resume: Resume, write_timeout: Duration) {
+    let Resume {
+        previd,
+        takeover,
+        connection,
+        ..
+    } = resume;
+    if let Err(mpsc::error::SendError(mut connection)) = takeover.send(connection).await {
+        debug!(%previd, "the session ended before it could be resumed");
+        let failed = SmElement::Failed {
+            h: None,
+            condition: Some(Condition::ItemNotFound),
+        };
+        let writer = &mut connection.writer;
+        let _ = timeout(write_timeout, writer.write_element(&failed.to_element())).await;
+        let _ = timeout(write_timeout, writer.close()).await;
+    }
+}
+
+impl Session {
+    async fn wait(
+        &mut self,
+        inbox: &mut mpsc::Receiver<SessionCommand>,
+        takeovers: &mut mpsc::Receiver<Takeover>,
+        overflow: &CancellationToken,
+    ) -> Wake {
+        let deadline = self.deadline;
+        let shutdown = &self.ctx.shutdown;
+        match &mut self.connection {
+            Some(connection) => tokio::select! {
+                incoming = connection.from_reader.recv() => Wake::Read(incoming),
+                command = inbox.recv() => Wake::Command(command),
+                takeover = takeovers.recv() => Wake::Takeover(takeover.map(Box::new)),
+                () = sleep_until(deadline) => Wake::Timer,
+                () = overflow.cancelled() => Wake::Overflow,
+                () = shutdown.cancelled() => Wake::Shutdown,
+            },
+            None => tokio::select! {
+                command = inbox.recv() => Wake::Command(command),
+                takeover = takeovers.recv() => Wake::Takeover(takeover.map(Box::new)),
+                () = sleep_until(deadline) => Wake::Timer,
+                () = overflow.cancelled() => Wake::Overflow,
+                () = shutdown.cancelled() => Wake::Shutdown,
+            },
+        }
+    }
+
+    async fn on(&mut self, wake: Wake) -> Option<Exit> {
+        match wake {
+            Wake::Read(Some(Ok(Incoming::Element(element)))) => self.handle_incoming(element).await,
+            Wake::Read(Some(Ok(Incoming::Whitespace))) => {
+                self.heard_from_client();
+                None
+            }
+            Wake::Read(Some(Ok(Incoming::StreamEnd))) => Some(Exit::ClientClosed),
+            Wake::Read(Some(Err(ReadError::Stream(error)))) => Some(Exit::Error(error)),
+            Wake::Read(Some(Err(ReadError::Closed(reason)))) => {
+                debug!(reason, "connection closed");
+                self.connection_lost()
+            }
+            Wake::Read(None) => self.connection_lost(),
+            Wake::Command(Some(SessionCommand::Stanza { stanza, cost })) => {
+                self.handle.taken(cost);
+                self.deliver(stanza, cost).await
+            }
+            Wake::Command(Some(SessionCommand::Close(error))) => Some(Exit::Error(error)),
+            Wake::Command(None) | Wake::Takeover(None) => Some(Exit::Gone),
+            Wake::Takeover(Some(takeover)) => self.resume(*takeover).await,
+            Wake::Timer => self.on_timer().await,
+            Wake::Overflow => Some(Exit::Error(StreamError::with_text(
+                StreamErrorCondition::ResourceConstraint,
+                "too slow to receive its stanzas",
+            ))),
+            Wake::Shutdown => Some(Exit::Error(StreamError::new(
+                StreamErrorCondition::SystemShutdown,
+            ))),
+        }
+    }
+
+    fn heard_from_client(&mut self) {
+        self.deadline = Instant::now() + self.timing.idle;
+        if matches!(self.probe, Some(Probe::AckRequest)) {
+            self.probe = None;
+        }
+    }
+
+    async fn handle_incoming(&mut self, element: Element) -> Option<Exit> {
+        self.heard_from_client();
+        if element.ns() == ns::SM {
+            return self.stream_management(&element).await;
+        }
+        if StanzaKind::of(&element).is_some() {
+            if let Some(managed) = &mut self.managed {
+                managed.acks.handled_one();
+            }
+        }
+        if let Some(Probe::Ping(id)) = &self.probe {
+            if is_reply_to(&element, id) {
+                self.probe = None;
+                return None;
+            }
+        }
+        if let Some(reply) = answer_session_iq(&element) {
+            let cost = stanza_cost(&reply);
+            return self.deliver(reply, cost).await;
+        }
+        match self
+            .ctx
+            .router
+            .handle_from_client(&self.handle, element)
+            .await
+        {
+            Ok(()) => None,
+            Err(error) => Some(Exit::Error(error)),
+        }
+    }
+
+    /// Sends a stanza to the client; with stream management it stays queued until the
+    /// client acknowledges it, and a detached session only queues it.
+    async fn deliver(&mut self, stanza: Element, cost: usize) -> Option<Exit> {
+        let config = &self.ctx.router.config.stream_management;
+        let Some(managed) = &mut self.managed else {
+            let connection = self.connection.as_mut()?;
+            if write(&mut connection.writer, &stanza, self.timing.write_timeout).await {
+                return None;
+            }
+            self.unwritten = Some(stanza);
+            return Some(Exit::Gone);
+        };
+        managed.acks.sent(stanza.clone(), cost);
+        if managed.acks.len() > config.max_unacked
+            || managed.acks.bytes() > config.max_unacked_bytes
+        {
+            return Some(Exit::Error(StreamError::with_text(
+                StreamErrorCondition::ResourceConstraint,
+                "too many unacknowledged stanzas",
+            )));
+        }
+        let request = !managed.ack_requested;
+        let connection = self.connection.as_mut()?;
+        if !write(&mut connection.writer, &stanza, self.timing.write_timeout).await {
+            return self.connection_lost();
+        }
+        if request {
+            return self.request_ack().await;
+        }
+        None
+    }
+
+    async fn request_ack(&mut self) -> Option<Exit> {
+        if let Some(managed) = &mut self.managed {
+            managed.ack_requested = true;
+        }
+        self.send_nonza(SmElement::Request.to_element()).await
+    }
+
+    /// Writes an element that is not a stanza (not counted, not queued).
+    async fn send_nonza(&mut self, element: Element) -> Option<Exit> {
+        let connection = self.connection.as_mut()?;
+        if write(&mut connection.writer, &element, self.timing.write_timeout).await {
+            None
+        } else {
+            self.connection_lost()
+        }
+    }
+
+    async fn stream_management(&mut self, element: &Element) -> Option<Exit> {
+        let parsed = match SmElement::parse(element) {
+            Ok(parsed) => parsed,
+            Err(error) => {
+                return Some(Exit::Error(StreamError::with_text(
+                    StreamErrorCondition::BadFormat,
+                    format!("stream management: {error}"),
+                )))
+            }
+        };
+        match parsed {
+            SmElement::Enable { resume, .. } => self.enable(resume).await,
+            SmElement::Request => match &self.managed {
+                Some(managed) => {
+                    let answer = SmElement::Answer {
+                        h: managed.acks.handled(),
+                    };
+                    self.send_nonza(answer.to_element()).await
+                }
+                None => self.refuse(Condition::UnexpectedRequest).await,
+            },
+            SmElement::Answer { h } => {
+                let managed = self.managed.as_mut()?;
+                managed.ack_requested = false;
+                match managed.acks.acknowledge(h) {
+                    Ok(()) => None,
+                    Err(too_high) => Some(Exit::Error(
+                        StreamError::with_text(
+                            StreamErrorCondition::UndefinedCondition,
+                            "acknowledged more stanzas than were sent",
+                        )
+                        .with_application(sm::handled_count_too_high(too_high.h, too_high.sent)),
+                    )),
+                }
+            }
+            _ => self.refuse(Condition::UnexpectedRequest).await,
+        }
+    }
+
+    async fn refuse(&mut self, condition: Condition) -> Option<Exit> {
+        let failed = SmElement::Failed {
+            h: None,
+            condition: Some(condition),
+        };
+        self.send_nonza(failed.to_element()).await
+    }
+
+    async fn enable(&mut self, resume: bool) -> Option<Exit> {
+        let config = &self.ctx.router.config.stream_management;
+        if !config.enabled {
+            return self.refuse(Condition::FeatureNotImplemented).await;
+        }
+        if self.managed.is_some() {
+            return self.refuse(Condition::UnexpectedRequest).await;
+        }
+        let max = config.resume_timeout_secs;
+        let resumable = resume.then(|| {
+            self.ctx
+                .resumptions
+                .register(self.handle.jid.clone(), self.takeover_tx.clone())
+        });
+        let enabled = SmElement::Enabled {
+            id: resumable.clone(),
+            resume: resumable.is_some(),
+            max: resumable.is_some().then_some(max),
+            location: None,
+        };
+        info!(resumable = resumable.is_some(), "stream management enabled");
+        self.managed = Some(Managed {
+            acks: Acks::default(),
+            resumable,
+            ack_requested: false,
+        });
+        self.send_nonza(enabled.to_element()).await
+    }
+
+    /// The connection is gone: a resumable session waits for a new one, any other ends.
+    fn connection_lost(&mut self) -> Option<Exit> {
+        let Some(managed) = self.managed.as_mut().filter(|m| m.resumable.is_some()) else {
+            return Some(Exit::Gone);
+        };
+        managed.ack_requested = false;
+        self.connection = None;
+        self.probe = None;
+        self.deadline = Instant::now() + self.timing.resume_timeout;
+        info!(
+            unacked = managed.acks.len(),
+            "connection lost; the session waits to be resumed"
+        );
+        None
+    }
+
+    async fn on_timer(&mut self) -> Option<Exit> {
+        if self.connection.is_none() {
+            info!("the session was not resumed in time");
+            return Some(Exit::Gone);
+        }
+        if self.probe.is_some() {
+            return match self.managed.as_ref().is_some_and(|m| m.resumable.is_some()) {
+                true => self.connection_lost(),
+                false => Some(Exit::Error(StreamError::with_text(
+                    StreamErrorCondition::ConnectionTimeout,
+                    "no answer to ping",
+                ))),
+            };
+        }
+        self.deadline = Instant::now() + self.timing.ping_timeout;
+        if self.managed.is_some() {
+            self.probe = Some(Probe::AckRequest);
+            return self.request_ack().await;
+        }
+        self.pings += 1;
+        let id = format!("rempart-ping-{}", self.pings);
+        let ping = Element::new("iq", ns::CLIENT)
+            .attr("type", "get")
+            .attr("id", id.clone())
+            .attr("from", self.host.clone())
+            .attr("to", self.handle.jid.to_string())
+            .child(Element::new("ping", ns::PING));
+        self.probe = Some(Probe::Ping(id));
+        self.send_nonza(ping).await
+    }
+
+    /// A new connection takes the session over: what the client acknowledged leaves the
+    /// queue, the rest is sent again in order after `<resumed/>`.
+    async fn resume(&mut self, takeover: Takeover) -> Option<Exit> {
+        let Takeover { reader, writer, h } = takeover;
+        self.connection = Some(Connection::attach(reader, writer));
+        self.probe = None;
+        self.deadline = Instant::now() + self.timing.idle;
+        let managed = self.managed.as_mut()?;
+        let previd = managed.resumable.clone()?;
+        managed.ack_requested = false;
+        if let Err(too_high) = managed.acks.acknowledge(h) {
+            return Some(Exit::Error(
+                StreamError::with_text(
+                    StreamErrorCondition::UndefinedCondition,
+                    "acknowledged more stanzas than were sent",
+                )
+                .with_application(sm::handled_count_too_high(too_high.h, too_high.sent)),
+            ));
+        }
+        let resumed = SmElement::Resumed {
+            previd,
+            h: managed.acks.handled(),
+        };
+        let again: Vec<Element> = managed.acks.unacked().cloned().collect();
+        info!(resent = again.len(), "session resumed");
+        if let Some(exit) = self.send_nonza(resumed.to_element()).await {
+            return Some(exit);
+        }
+        for stanza in &again {
+            let connection = self.connection.as_mut()?;
+            if !write(&mut connection.writer, stanza, self.timing.write_timeout).await {
+                return self.connection_lost();
+            }
+        }
+        self.request_ack().await
+    }
+
+    /// Unregisters the session and reroutes what its client never got, before the stream
+    /// closes, so that a client reconnecting at once finds it stored offline (or gets it
+    /// live) instead of racing its storage.
+    async fn end(mut self, exit: Exit, inbox: &mut mpsc::Receiver<SessionCommand>) {
+        let router = self.ctx.router.clone();
+        router.unregister_session(&self.handle).await;
+        let mut leftovers = match self.managed.as_mut() {
+            Some(managed) => {
+                if let Some(id) = &managed.resumable {
+                    self.ctx.resumptions.ended(id, managed.acks.handled());
+                }
+                managed.acks.take_unacked()
+            }
+            None => self.unwritten.take().into_iter().collect(),
+        };
+        leftovers.extend(drain(inbox));
+        for stanza in leftovers {
+            if stanza.name() != "presence" {
+                router.route(stanza).await;
+            }
+        }
+        if let Some(mut connection) = self.connection.take() {
+            finish(&mut connection.writer, exit, self.timing.write_timeout).await;
+        }
+    }
+}
+
+/// Closes the inbox and takes what was queued but never written.
 fn drain(inbox: &mut mpsc::Receiver<SessionCommand>) -> Vec<Element> {
     inbox.close();
     let mut leftovers = Vec::new();
     while let Ok(command) = inbox.try_recv() {
         if let SessionCommand::Stanza { stanza, .. } = command {
-            if stanza.name() != "presence" {
-                leftovers.push(stanza);
-            }
+            leftovers.push(stanza);
         }
     }
     leftovers
 }
 
 /// Forwards what the reader produces; ends at the first error or at stream end.
-async fn read_loop<R: AsyncRead + Unpin>(
-    mut reader: XmlReader<R>,
+async fn read_loop(
+    mut reader: XmlReader<ReadHalf<Transport>>,
     tx: mpsc::Sender<Result<Incoming, ReadError>>,
 ) {
     loop {
@@ -171,23 +546,19 @@ async fn read_loop<R: AsyncRead + Unpin>(
     }
 }
 
-async fn write<W: AsyncWrite + Unpin>(
-    writer: &mut XmlWriter<W>,
-    stanza: &Element,
+/// Writes one element; false when the connection is gone or does not take it in time.
+async fn write(
+    writer: &mut XmlWriter<WriteHalf<Transport>>,
+    element: &Element,
     limit: Duration,
-) -> Result<(), ()> {
-    match timeout(limit, writer.write_element(stanza)).await {
-        Ok(Ok(())) => Ok(()),
-        _ => Err(()),
-    }
+) -> bool {
+    matches!(
+        timeout(limit, writer.write_element(element)).await,
+        Ok(Ok(()))
+    )
 }
 
-async fn finish<W: AsyncWrite + Unpin>(
-    writer: &mut XmlWriter<W>,
-    exit: Exit,
-    limit: Duration,
-    handle: &SessionHandle,
-) {
+async fn finish(writer: &mut XmlWriter<WriteHalf<Transport>>, exit: Exit, limit: Duration) {
     match exit {
         Exit::Error(error) => {
             info!(
@@ -197,18 +568,17 @@ async fn finish<W: AsyncWrite + Unpin>(
             let _ = timeout(limit, writer.write_stream_error(&error)).await;
         }
         Exit::ClientClosed => {
-            debug!(jid = %handle.jid, "client closed its stream");
+            debug!("client closed its stream");
             let _ = timeout(limit, writer.close()).await;
         }
         Exit::Gone => {}
     }
 }
 
-/// True when the element answers the server's outstanding ping.
-fn is_reply_to(element: &Element, ping_id: Option<&str>) -> bool {
-    ping_id.is_some()
-        && element.is("iq", ns::CLIENT)
-        && element.get_attr("id") == ping_id
+/// True when the element answers the server's ping `id`.
+fn is_reply_to(element: &Element, id: &str) -> bool {
+    element.is("iq", ns::CLIENT)
+        && element.get_attr("id") == Some(id)
         && matches!(IqType::of(element), Some(IqType::Result | IqType::Error))
 }
 

@@ -17,8 +17,10 @@ use rempart_xep::ns;
 use serde::Deserialize;
 use tracing::debug;
 
-use crate::modules::{priority, Event, EventHook, Flow, HookPoint, Implements, Module, Registrar};
-use crate::router::{Router, SessionHandle};
+use crate::modules::Module;
+use crate::router::{
+    priority, Event, EventHook, Flow, HookPoint, Implements, Registrar, Router, SessionHandle,
+};
 
 /// Longest `ver` considered: the base64 of a 512-bit hash is 88 characters; anything longer
 /// is no verification string and is not worth a query or a cache entry.
@@ -413,7 +415,7 @@ impl CapsModule {
 }
 
 #[async_trait]
-impl EventHook for CapsModule {
+impl EventHook<Router> for CapsModule {
     async fn on_event(&self, router: &Router, event: &Event<'_>) -> Flow {
         let Event::PresenceFromClient { session, presence } = event else {
             return Flow::Continue;

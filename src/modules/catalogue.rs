@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use rempart_xep::element::escape;
 
-use crate::modules::{Implements, Module};
+use crate::modules::Module;
+use crate::router::Implements;
 
 /// What the core (streams, TLS, SASL, binding) implements outside any module.
 pub static CORE_IMPLEMENTS: &[Implements] = &[

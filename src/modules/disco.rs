@@ -4,14 +4,13 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use rempart_xep::caps::{caps_element, ver_string, SERVER_NODE};
+use rempart_xep::caps::{ver_string, SERVER_NODE};
 use rempart_xep::disco::{items_query, DiscoInfo, DiscoItem, Identity};
-use rempart_xep::element::Element;
 use rempart_xep::ns;
 use rempart_xep::stanza::{Condition, IqType, StanzaError};
 
-use crate::modules::{Implements, IqHandler, IqRequest, IqResult, IqScope, Module, Registrar};
-use crate::router::Router;
+use crate::modules::Module;
+use crate::router::{Implements, IqHandler, IqRequest, IqResult, IqScope, Registrar, Router};
 
 /// The disco module.
 pub struct DiscoModule;
@@ -52,21 +51,6 @@ impl Module for DiscoModule {
     }
 }
 
-/// The server's disco#info, without a node.
-pub fn server_info(router: &Router) -> DiscoInfo {
-    DiscoInfo {
-        node: None,
-        identities: router.registry.server_identities.clone(),
-        features: router.registry.server_features.clone(),
-        forms: Vec::new(),
-    }
-}
-
-/// The `<c/>` element the server advertises in its stream features.
-pub fn server_caps(router: &Router) -> Element {
-    caps_element(SERVER_NODE, &ver_string(&server_info(router)))
-}
-
 fn account_info(router: &Router) -> DiscoInfo {
     DiscoInfo {
         node: None,
@@ -77,7 +61,7 @@ fn account_info(router: &Router) -> DiscoInfo {
 }
 
 #[async_trait]
-impl IqHandler for DiscoModule {
+impl IqHandler<Router> for DiscoModule {
     async fn handle(&self, router: &Router, request: IqRequest) -> IqResult {
         if request.iq_type != IqType::Get {
             return Err(StanzaError::new(Condition::BadRequest));
@@ -109,7 +93,7 @@ impl IqHandler for DiscoModule {
             return Ok(Some(items_query(None, &items)));
         }
         let mut info = if on_server {
-            server_info(router)
+            router.registry.server_info()
         } else {
             account_info(router)
         };

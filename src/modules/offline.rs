@@ -16,8 +16,10 @@ use time::OffsetDateTime;
 use tracing::{debug, warn};
 
 use crate::modules::roster::RosterModule;
-use crate::modules::{priority, Event, EventHook, Flow, HookPoint, Implements, Module, Registrar};
-use crate::router::{Router, SessionHandle};
+use crate::modules::Module;
+use crate::router::{
+    priority, Event, EventHook, Flow, HookPoint, Implements, Registrar, Router, SessionHandle,
+};
 use crate::storage::ArchiveStore;
 
 /// Store name of offline messages.
@@ -335,7 +337,7 @@ impl OfflineModule {
 }
 
 #[async_trait]
-impl EventHook for OfflineModule {
+impl EventHook<Router> for OfflineModule {
     async fn on_event(&self, router: &Router, event: &Event<'_>) -> Flow {
         match event {
             Event::MessageUndeliverable { to, message } => {

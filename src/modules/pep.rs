@@ -20,15 +20,15 @@ use time::OffsetDateTime;
 
 use crate::modules::remote_interests::RemoteInterests;
 use crate::modules::roster::RosterModule;
-use crate::modules::{
-    priority, AccountItems, Event, EventHook, Flow, HookPoint, Implements, IqHandler, IqRequest,
-    IqResult, IqScope, Module, Registrar,
-};
+use crate::modules::Module;
 use crate::pubsub::config::{NodeConfig, SendLastItem};
 use crate::pubsub::fanout::Fanout;
 use crate::pubsub::protocol::{items_event, Request, ServicePolicy, FEATURES};
 use crate::pubsub::{check_access, NodeRecord, PubSub, PubSubLimits, Relation, ServiceId};
-use crate::router::{Router, SessionHandle};
+use crate::router::{
+    priority, AccountItems, Event, EventHook, Flow, HookPoint, Implements, IqHandler, IqRequest,
+    IqResult, IqScope, Registrar, Router, SessionHandle,
+};
 
 /// `[modules.pep]`
 #[derive(Debug, Clone, Deserialize)]
@@ -460,7 +460,7 @@ impl LastItems {
 }
 
 #[async_trait]
-impl IqHandler for PepModule {
+impl IqHandler<Router> for PepModule {
     async fn handle(&self, router: &Router, request: IqRequest) -> IqResult {
         let Err(owner) = request.to.try_as_full() else {
             return Err(StanzaError::new(Condition::BadRequest));
@@ -479,7 +479,7 @@ impl IqHandler for PepModule {
 }
 
 #[async_trait]
-impl EventHook for PepModule {
+impl EventHook<Router> for PepModule {
     async fn on_event(&self, router: &Router, event: &Event<'_>) -> Flow {
         let Some(router) = router.handle() else {
             return Flow::Continue;
@@ -515,7 +515,7 @@ impl EventHook for PepModule {
 }
 
 #[async_trait]
-impl AccountItems for PepModule {
+impl AccountItems<Router> for PepModule {
     async fn items(&self, router: &Router, account: &BareJid, requester: &Jid) -> Vec<DiscoItem> {
         let service = self.service(account);
         let requester = requester.to_bare();

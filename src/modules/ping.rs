@@ -6,8 +6,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use rempart_xep::ns;
 
-use crate::modules::{Implements, IqHandler, IqRequest, IqResult, IqScope, Module, Registrar};
-use crate::router::Router;
+use crate::modules::Module;
+use crate::router::{Implements, IqHandler, IqRequest, IqResult, IqScope, Registrar, Router};
 
 /// The ping module.
 pub struct PingModule;
@@ -35,7 +35,7 @@ impl Module for PingModule {
 }
 
 #[async_trait]
-impl IqHandler for PingModule {
+impl IqHandler<Router> for PingModule {
     async fn handle(&self, _router: &Router, _request: IqRequest) -> IqResult {
         Ok(None)
     }

@@ -11,8 +11,10 @@ use rempart_xep::stanza::{Condition, StanzaError};
 use tracing::warn;
 
 use crate::modules::roster::{RosterEntry, RosterModule};
-use crate::modules::{priority, Event, EventHook, Flow, HookPoint, Implements, Module, Registrar};
-use crate::router::{Router, SessionHandle};
+use crate::modules::Module;
+use crate::router::{
+    priority, Event, EventHook, Flow, HookPoint, Implements, Registrar, Router, SessionHandle,
+};
 
 /// XEP-0172: the nickname a contact may put in its subscription request.
 const NICK: &str = "http://jabber.org/protocol/nick";
@@ -643,7 +645,7 @@ impl PresenceModule {
 }
 
 #[async_trait]
-impl EventHook for PresenceModule {
+impl EventHook<Router> for PresenceModule {
     async fn on_event(&self, router: &Router, event: &Event<'_>) -> Flow {
         match event {
             Event::PresenceFromClient { session, presence } => {

@@ -11,8 +11,8 @@ use rempart_xep::stanza::{Condition, IqType, StanzaError};
 use serde::Deserialize;
 
 use crate::modules::roster::internal;
-use crate::modules::{Implements, IqHandler, IqRequest, IqResult, IqScope, Module, Registrar};
-use crate::router::Router;
+use crate::modules::Module;
+use crate::router::{Implements, IqHandler, IqRequest, IqResult, IqScope, Registrar, Router};
 
 /// Store name of private XML.
 const STORE: &str = "private";
@@ -93,7 +93,7 @@ impl PrivateModule {
 }
 
 #[async_trait]
-impl IqHandler for PrivateModule {
+impl IqHandler<Router> for PrivateModule {
     async fn handle(&self, router: &Router, request: IqRequest) -> IqResult {
         if !request.from_owner() {
             return Err(StanzaError::new(Condition::Forbidden));

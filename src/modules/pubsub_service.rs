@@ -14,14 +14,14 @@ use rempart_xep::pubsub::{NS, NS_OWNER};
 use rempart_xep::stanza::{Condition, IqType, StanzaError};
 use serde::Deserialize;
 
-use crate::modules::{Implements, IqHandler, IqRequest, IqResult, IqScope, Module, Registrar};
+use crate::modules::Module;
 use crate::pubsub::config::{AccessModel, NodeConfig, SendLastItem};
 use crate::pubsub::fanout::Fanout;
 use crate::pubsub::protocol::{Request, ServicePolicy, FEATURES};
 use crate::pubsub::{
     check_access, Affiliation, NodeRecord, PubSub, PubSubLimits, Relation, ServiceId,
 };
-use crate::router::Router;
+use crate::router::{Implements, IqHandler, IqRequest, IqResult, IqScope, Registrar, Router};
 
 /// `[modules.pubsub]`
 #[derive(Debug, Clone, Deserialize)]
@@ -301,7 +301,7 @@ impl Module for PubSubServiceModule {
 }
 
 #[async_trait]
-impl IqHandler for PubSubServiceModule {
+impl IqHandler<Router> for PubSubServiceModule {
     async fn handle(&self, router: &Router, request: IqRequest) -> IqResult {
         let service = DomainService {
             id: ServiceId {

@@ -15,8 +15,8 @@ use tracing::{debug, warn};
 
 use crate::modules::caps::{AnnouncedCaps, Announcer, CapsModule};
 use crate::modules::roster::RosterModule;
-use crate::modules::{priority, Event, EventHook, Flow, HookPoint, Implements, Module, Registrar};
-use crate::router::Router;
+use crate::modules::Module;
+use crate::router::{priority, Event, EventHook, Flow, HookPoint, Implements, Registrar, Router};
 use crate::s2s::S2sConfig;
 
 /// How many remote resources one account remembers: room for every device of every
@@ -325,7 +325,7 @@ impl RemoteInterests {
 }
 
 #[async_trait]
-impl EventHook for RemoteInterests {
+impl EventHook<Router> for RemoteInterests {
     async fn on_event(&self, router: &Router, event: &Event<'_>) -> Flow {
         match event {
             Event::PresenceToAccount { to, presence } => {

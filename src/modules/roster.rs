@@ -15,10 +15,10 @@ use serde::{Deserialize, Serialize};
 use sha1::{Digest, Sha1};
 use tracing::warn;
 
-use crate::modules::{
-    Event, Implements, IqHandler, IqRequest, IqResult, IqScope, Module, Registrar,
+use crate::modules::Module;
+use crate::router::{
+    Event, Implements, IqHandler, IqRequest, IqResult, IqScope, Registrar, Router,
 };
-use crate::router::Router;
 use crate::storage::{MapStore, StorageError};
 
 /// Store name of roster entries.
@@ -347,7 +347,7 @@ impl RosterModule {
 }
 
 #[async_trait]
-impl IqHandler for RosterModule {
+impl IqHandler<Router> for RosterModule {
     async fn handle(&self, router: &Router, request: IqRequest) -> IqResult {
         if !request.from_owner() {
             return Err(StanzaError::new(Condition::Forbidden));

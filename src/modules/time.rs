@@ -9,8 +9,8 @@ use rempart_xep::ns;
 use rempart_xep::stanza::{Condition, IqType, StanzaError};
 use time::OffsetDateTime;
 
-use crate::modules::{Implements, IqHandler, IqRequest, IqResult, IqScope, Module, Registrar};
-use crate::router::Router;
+use crate::modules::Module;
+use crate::router::{Implements, IqHandler, IqRequest, IqResult, IqScope, Registrar, Router};
 
 /// The entity time module.
 pub struct TimeModule;
@@ -37,7 +37,7 @@ impl Module for TimeModule {
 }
 
 #[async_trait]
-impl IqHandler for TimeModule {
+impl IqHandler<Router> for TimeModule {
     async fn handle(&self, _router: &Router, request: IqRequest) -> IqResult {
         if request.iq_type != IqType::Get {
             return Err(StanzaError::new(Condition::BadRequest));

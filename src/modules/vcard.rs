@@ -10,8 +10,8 @@ use rempart_xep::stanza::{Condition, IqType, StanzaError};
 use serde::Deserialize;
 
 use crate::modules::roster::internal;
-use crate::modules::{Implements, IqHandler, IqRequest, IqResult, IqScope, Module, Registrar};
-use crate::router::Router;
+use crate::modules::Module;
+use crate::router::{Implements, IqHandler, IqRequest, IqResult, IqScope, Registrar, Router};
 
 /// Store name of vCards.
 const STORE: &str = "vcard";
@@ -67,7 +67,7 @@ impl VCardModule {
 }
 
 #[async_trait]
-impl IqHandler for VCardModule {
+impl IqHandler<Router> for VCardModule {
     async fn handle(&self, router: &Router, request: IqRequest) -> IqResult {
         let account = request.to.to_bare();
         let user = account.node().map(|n| n.to_string()).unwrap_or_default();

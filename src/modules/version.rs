@@ -8,8 +8,8 @@ use rempart_xep::ns;
 use rempart_xep::stanza::{Condition, IqType, StanzaError};
 use serde::Deserialize;
 
-use crate::modules::{Implements, IqHandler, IqRequest, IqResult, IqScope, Module, Registrar};
-use crate::router::Router;
+use crate::modules::Module;
+use crate::router::{Implements, IqHandler, IqRequest, IqResult, IqScope, Registrar, Router};
 
 /// `[modules.version]`
 #[derive(Debug, Clone, Deserialize)]
@@ -64,7 +64,7 @@ impl Module for VersionModule {
 }
 
 #[async_trait]
-impl IqHandler for VersionModule {
+impl IqHandler<Router> for VersionModule {
     async fn handle(&self, _router: &Router, request: IqRequest) -> IqResult {
         if request.iq_type != IqType::Get {
             return Err(StanzaError::new(Condition::BadRequest));

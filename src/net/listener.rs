@@ -1,18 +1,30 @@
 //! TCP listeners: accept connections under a global bound and a bound per kind (client or
 //! server), and hand each one to its own task, tracked for a clean shutdown.
 
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
-use crate::c2s::{serve_connection, C2sContext};
 use crate::config::{LimitsConfig, ListenerConfig, ListenerKind};
 use crate::net::per_address::PerAddress;
+
+/// A connection's whole life, as a future the listener tracks.
+pub type Served = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// Serves accepted connections: the listener bounds and tracks them, the handler knows what
+/// kind of stream each listener carries.
+pub trait ConnectionHandler: Send + Sync + 'static {
+    /// Serves `tcp`, accepted from `peer` on `listener`, to its end.
+    fn serve(&self, tcp: TcpStream, peer: SocketAddr, listener: ListenerConfig) -> Served;
+}
 
 /// The connection bounds every listener shares.
 #[derive(Clone)]
@@ -53,7 +65,7 @@ impl ConnectionLimits {
 pub async fn accept_loop(
     listener: TcpListener,
     config: ListenerConfig,
-    ctx: Arc<C2sContext>,
+    handler: Arc<dyn ConnectionHandler>,
     limits: ConnectionLimits,
     tracker: TaskTracker,
     shutdown: CancellationToken,
@@ -84,21 +96,9 @@ pub async fn accept_loop(
             warn!(%peer, "per-address connection limit reached, refusing");
             continue;
         };
-        let ctx = ctx.clone();
-        let config = config.clone();
+        let serve = handler.serve(tcp, peer, config.clone());
         let (shutdown, grace) = (shutdown.clone(), limits.shutdown_grace);
         tracker.spawn(async move {
-            let serve = async {
-                match config.kind {
-                    ListenerKind::S2s => crate::s2s::inbound::serve(ctx, tcp, peer, false).await,
-                    ListenerKind::S2sDirectTls => {
-                        crate::s2s::inbound::serve(ctx, tcp, peer, true).await
-                    }
-                    ListenerKind::C2s | ListenerKind::C2sDirectTls => {
-                        serve_connection(ctx, tcp, peer, config).await
-                    }
-                }
-            };
             // At shutdown a stream has the grace period to say `system-shutdown` and close;
             // one still negotiating or writing to a peer that does not read is dropped then.
             let dropped_after_grace = async {

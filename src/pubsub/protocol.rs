@@ -13,14 +13,13 @@ use rempart_xep::pubsub::{
 };
 use rempart_xep::stanza::{Condition, IqType, StanzaError};
 
-use crate::modules::{IqRequest, IqResult};
 use crate::pubsub::config::SendLastItem;
 use crate::pubsub::fanout::Fanout;
 use crate::pubsub::{
     check_access, Affiliation, ItemRecord, NodeRecord, PubSub, PubSubError, Publication, Relation,
     ServiceId,
 };
-use crate::router::Router;
+use crate::router::{IqRequest, IqResult, Router};
 
 /// Features every pubsub service here supports (XEP-0060 §10).
 pub const FEATURES: &[&str] = &[

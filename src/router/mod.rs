@@ -1,7 +1,11 @@
 //! The router: checks and stamps `from`, classifies the destination, runs the hooks registered
 //! for it and, by default, delivers per RFC 6121 §8.5. It holds senders, never sockets.
 
+pub mod hooks;
+pub mod iq;
 mod queries;
+pub mod registry;
+mod remote;
 mod sessions;
 
 use std::sync::{Arc, OnceLock, Weak};
@@ -16,11 +20,20 @@ use rempart_xep::stanza::{
 use rempart_xep::stream::{StreamError, StreamErrorCondition};
 use tracing::{debug, warn};
 
-pub use sessions::{PresenceState, SessionCommand, SessionEntry, SessionHandle, SessionTable};
+pub use hooks::{priority, Event, EventHook, Flow, HookPoint};
+pub use iq::{IqHandler, IqRequest, IqResult, IqScope};
+pub use registry::{AccountItems, Implements};
+pub use sessions::{
+    stanza_cost, PresenceState, SessionCommand, SessionEntry, SessionHandle, SessionTable,
+};
+
+/// What modules register with this router, while they register.
+pub type Registrar = registry::Registrar<Router>;
+/// What modules registered with this router, frozen.
+pub type Registry = registry::Registry<Router>;
 
 use crate::accounts::Accounts;
 use crate::config::Config;
-use crate::modules::{Event, Flow, IqRequest, IqScope, Registry};
 use crate::s2s::S2s;
 use crate::storage::Storage;
 
@@ -76,6 +89,8 @@ impl Router {
             this: OnceLock::new(),
         });
         let _ = router.this.set(Arc::downgrade(&router));
+        let local: Weak<dyn crate::s2s::local::LocalServer> = Arc::downgrade(&router) as _;
+        router.s2s.serve_for(local);
         router
     }
 
@@ -259,7 +274,7 @@ impl Router {
 
     /// Hands a stanza for another domain to the server-to-server links.
     pub fn send_remote(&self, stanza: Element) {
-        self.s2s.send(self, stanza);
+        self.s2s.send(stanza);
     }
 
     /// The server-to-server service.

@@ -174,7 +174,7 @@ impl SessionHandle {
 
 /// What a stanza costs in an inbox: roughly its serialised size (names, namespaces,
 /// attributes and text), computed without serialising it.
-fn stanza_cost(stanza: &Element) -> usize {
+pub fn stanza_cost(stanza: &Element) -> usize {
     /// Markup around each element: brackets, quotes, `xmlns=`, the closing tag.
     const ELEMENT_OVERHEAD: usize = 16;
     let mut cost = 0usize;

@@ -6,7 +6,8 @@ use base64::Engine as _;
 use rempart_xep::element::Element;
 use rempart_xep::ns;
 
-use crate::s2s::connect::{self, ConnectError, Observer, OpenStream};
+use crate::s2s::connect::{self, ConnectError, OpenStream};
+use crate::s2s::resolve::Observer;
 use crate::s2s::S2s;
 
 /// Checks the peer's certificate for `remote`: a problem is fatal unless policy lets dialback

@@ -20,7 +20,7 @@ use tokio::net::TcpStream;
 
 use crate::net::tls::{SniResolver, ALPN_XMPP_SERVER};
 use crate::s2s::certificate::{CertificateProblem, DecideAfterHandshake};
-use crate::s2s::resolve::{Endpoint, ResolveError};
+use crate::s2s::resolve::{Endpoint, Observer, ResolveError};
 use crate::stream::reader::{Incoming, ReadError, ReaderLimits, XmlReader};
 use crate::stream::writer::XmlWriter;
 
@@ -174,9 +174,6 @@ async fn exchange_headers(
         _ => Err(protocol("expected stream features")),
     }
 }
-
-/// Receives a description of each step of opening a link (for `rempart s2s check`).
-pub type Observer<'a> = &'a mut (dyn FnMut(&str, String) + Send);
 
 fn feature_names(features: &Element) -> String {
     let names: Vec<String> = features

@@ -22,27 +22,42 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio::time::{sleep_until, timeout, timeout_at, Instant};
+use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, info_span, Instrument};
 
-use crate::c2s::C2sContext;
-use crate::modules::Event;
+use crate::net::tls::TlsContext;
 use crate::s2s::connect::{header, invalid_from, stream_id, LinkIo, LinkReader, LinkWriter};
+use crate::s2s::local::LocalServer;
 use crate::s2s::{Policy, S2s, Verification};
 use crate::stream::reader::{Incoming, ReadError, XmlReader};
 use crate::stream::writer::XmlWriter;
 
 static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
 
+/// What every inbound server connection shares.
+pub struct InboundContext {
+    /// The server-to-server service.
+    pub s2s: Arc<S2s>,
+    /// The server the links belong to.
+    pub local: Arc<dyn LocalServer>,
+    /// TLS configurations.
+    pub tls: TlsContext,
+    /// Time allowed from connect to an authenticated stream.
+    pub negotiation_timeout: Duration,
+    /// Cancelled on shutdown.
+    pub shutdown: CancellationToken,
+}
+
 type Reader = LinkReader;
 type Writer = LinkWriter;
 
 /// Serves one inbound server connection to its end; `direct_tls` when TLS starts at once.
-pub async fn serve(ctx: Arc<C2sContext>, tcp: TcpStream, peer: SocketAddr, direct_tls: bool) {
+pub async fn serve(ctx: Arc<InboundContext>, tcp: TcpStream, peer: SocketAddr, direct_tls: bool) {
     let conn = NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed);
     let span = info_span!("s2s", conn, %peer, dir = "in");
     async move {
-        let s2s = ctx.router.s2s().clone();
-        let deadline = ctx.negotiation_timeout();
+        let s2s = ctx.s2s.clone();
+        let deadline = ctx.negotiation_timeout;
         let secured = tokio::select! {
             secured = timeout(deadline, secure(&ctx, &s2s, tcp, direct_tls)) => secured,
             () = ctx.shutdown.cancelled() => return,
@@ -89,7 +104,7 @@ struct Opened {
 
 /// Reads the peer's header and answers it.
 async fn open_stream(
-    ctx: &C2sContext,
+    ctx: &InboundContext,
     s2s: &S2s,
     reader: &mut Reader,
     writer: &mut Writer,
@@ -103,8 +118,8 @@ async fn open_stream(
     let local = theirs
         .to
         .clone()
-        .filter(|to| ctx.router.is_local_domain(to))
-        .unwrap_or_else(|| ctx.router.hosts().first().cloned().unwrap_or_default());
+        .filter(|to| ctx.local.is_local_domain(to))
+        .unwrap_or_else(|| ctx.local.default_host());
     let id = stream_id();
     let claimed = theirs.from.clone();
     let ours = header(
@@ -128,7 +143,7 @@ async fn open_stream(
     if !theirs
         .to
         .as_deref()
-        .is_some_and(|to| ctx.router.is_local_domain(to))
+        .is_some_and(|to| ctx.local.is_local_domain(to))
     {
         return Err(StreamError::with_text(
             StreamErrorCondition::HostUnknown,
@@ -149,7 +164,7 @@ async fn open_stream(
 
 /// Opens the stream, answering with a stream error when the header is refused.
 async fn open_or_refuse(
-    ctx: &C2sContext,
+    ctx: &InboundContext,
     s2s: &S2s,
     reader: &mut Reader,
     writer: &mut Writer,
@@ -165,7 +180,7 @@ async fn open_or_refuse(
 
 /// The plaintext part before STARTTLS: header, features, `<starttls/>`, `<proceed/>`.
 async fn starttls(
-    ctx: &C2sContext,
+    ctx: &InboundContext,
     s2s: &S2s,
     tcp: TcpStream,
 ) -> Result<Box<dyn LinkIo>, StreamError> {
@@ -197,7 +212,7 @@ async fn starttls(
 
 /// TLS (after STARTTLS or at once), the secured stream's header and its features.
 async fn secure(
-    ctx: &C2sContext,
+    ctx: &InboundContext,
     s2s: &S2s,
     tcp: TcpStream,
     direct_tls: bool,
@@ -334,7 +349,7 @@ struct Start {
 /// SASL EXTERNAL, when offered, comes before anything else (XEP-0178) and restarts the
 /// stream; the stream is handed back, with a stream error to send when it failed.
 async fn external_phase(
-    ctx: &C2sContext,
+    ctx: &InboundContext,
     s2s: &S2s,
     mut stream: Stream,
     prove_by: Instant,
@@ -407,11 +422,11 @@ async fn read_all(mut reader: Reader, reads: mpsc::Sender<Read>) {
 
 /// The authenticated part of the stream: dialback requests, judged concurrently so a slow
 /// authoritative server delays nothing else, and stanzas.
-async fn receive(ctx: &C2sContext, s2s: &Arc<S2s>, stream: Stream) -> Result<(), StreamError> {
+async fn receive(ctx: &InboundContext, s2s: &Arc<S2s>, stream: Stream) -> Result<(), StreamError> {
     // (remote domain, local domain) pairs proven on this stream.
     let mut proven: HashSet<(String, String)> = HashSet::new();
     // A peer proves a domain within the negotiation time, then may stay while it is not idle.
-    let prove_by = Instant::now() + ctx.negotiation_timeout();
+    let prove_by = Instant::now() + ctx.negotiation_timeout;
     let idle = Duration::from_secs(s2s.config.idle_timeout_secs);
     let (mut stream, start) = external_phase(ctx, s2s, stream, prove_by).await;
     let Start {
@@ -499,7 +514,7 @@ async fn receive(ctx: &C2sContext, s2s: &Arc<S2s>, stream: Stream) -> Result<(),
                 )
                 .await;
             };
-            if !ctx.router.is_local_domain(to) {
+            if !ctx.local.is_local_domain(to) {
                 break fail(
                     &mut writer,
                     StreamError::new(StreamErrorCondition::HostUnknown),
@@ -547,7 +562,7 @@ async fn receive(ctx: &C2sContext, s2s: &Arc<S2s>, stream: Stream) -> Result<(),
             let from = element.get_attr("from").unwrap_or_default();
             let to = element.get_attr("to").unwrap_or_default();
             let id = element.get_attr("id").unwrap_or_default();
-            let valid = ctx.router.is_local_domain(to)
+            let valid = ctx.local.is_local_domain(to)
                 && s2s.secret().verify(from, to, id, &element.text_content());
             let answer = Element::new("verify", ns::DIALBACK)
                 .attr("from", to)
@@ -579,7 +594,7 @@ async fn receive(ctx: &C2sContext, s2s: &Arc<S2s>, stream: Stream) -> Result<(),
             break fail(&mut writer, error).await;
         };
         let (from_domain, to_domain) = (from.domain().as_str(), to.domain().as_str());
-        if !ctx.router.is_local_domain(to_domain) {
+        if !ctx.local.is_local_domain(to_domain) {
             let error = StreamError::new(StreamErrorCondition::HostUnknown);
             break fail(&mut writer, error).await;
         }
@@ -593,7 +608,7 @@ async fn receive(ctx: &C2sContext, s2s: &Arc<S2s>, stream: Stream) -> Result<(),
         let mut stanza = element;
         stanza.rename_ns(ns::SERVER, ns::CLIENT);
         debug!(id = stanza.get_attr("id"), %local, "stanza from a remote server");
-        ctx.router.route(stanza).await;
+        ctx.local.route_from_remote(stanza).await;
     };
     reader_task.abort();
     verifications.abort_all();
@@ -603,12 +618,11 @@ async fn receive(ctx: &C2sContext, s2s: &Arc<S2s>, stream: Stream) -> Result<(),
 
 /// Uncounts the stream from the live ones of each remote domain proven on it; a domain left
 /// without any is announced as disconnected.
-async fn release_domains(ctx: &C2sContext, s2s: &S2s, proven: HashSet<(String, String)>) {
+async fn release_domains(ctx: &InboundContext, s2s: &S2s, proven: HashSet<(String, String)>) {
     let remote_domains: HashSet<String> = proven.into_iter().map(|(remote, _)| remote).collect();
     for domain in remote_domains {
         if s2s.inbound_ended(&domain) {
-            let event = Event::RemoteDomainDisconnected { domain: &domain };
-            ctx.router.run_hooks(event).await;
+            ctx.local.remote_domain_disconnected(&domain).await;
         }
     }
 }

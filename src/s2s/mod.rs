@@ -9,122 +9,36 @@ pub mod check;
 pub mod connect;
 pub mod dialback;
 pub mod inbound;
+pub mod local;
 mod outbound;
 pub mod policy;
 mod queue;
 pub mod resolve;
+pub mod settings;
 
-use std::collections::{BTreeMap, HashMap};
-use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
 use jid::Jid;
 use rempart_xep::element::Element;
 use rempart_xep::ns;
 use rempart_xep::stanza::Condition;
-use serde::Deserialize;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::debug;
 
 use crate::net::tls::SniResolver;
-use crate::router::Router;
 use crate::stream::reader::ReaderLimits;
 use certificate::{TrustAnchorError, TrustAnchors};
-use connect::{ClientTls, ConnectError, Observer, OpenStream};
+use connect::{ClientTls, ConnectError, OpenStream};
 use dialback::DialbackSecret;
+use local::LocalServer;
 pub use policy::Policy;
-use resolve::{ResolveError, Resolver};
+use resolve::{Observer, ResolveError, Resolver};
+pub use settings::S2sConfig;
 use thiserror::Error;
-
-/// `[s2s]`
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct S2sConfig {
-    /// Remote domains reached at a fixed place instead of through DNS: `"domain" = "host:port"`.
-    pub routes: BTreeMap<String, String>,
-    /// DNS servers to ask (`"127.0.0.1:53"`); empty: the system's (/etc/resolv.conf).
-    pub name_servers: Vec<SocketAddr>,
-    /// Seconds to wait for a DNS answer (each query is tried twice).
-    pub dns_timeout_secs: u64,
-    /// Seconds to connect and authenticate before queued stanzas bounce.
-    pub connect_timeout_secs: u64,
-    /// Seconds an outbound link may stay idle before it is closed.
-    pub idle_timeout_secs: u64,
-    /// Stanzas queued per link while it connects; more bounce with `resource-constraint`.
-    pub max_queue: usize,
-    /// Bytes of stanzas queued per link while it connects; more bounce with
-    /// `resource-constraint`.
-    pub max_queue_bytes: usize,
-    /// Seconds one write to a peer server may block before the link is dropped.
-    pub write_timeout_secs: u64,
-    /// Dialback verifications one inbound stream may have waiting on authoritative servers at
-    /// once; more are answered with a `resource-constraint` dialback error.
-    pub max_dialback_per_stream: usize,
-    /// Dialback verifications waiting on authoritative servers across the whole server; more
-    /// are answered with a `resource-constraint` dialback error.
-    pub max_dialback_pending: usize,
-    /// Whether SRV targets and IP literal domains in private, loopback, link-local,
-    /// unique-local or other non-public ranges may be connected to. Domains in `routes` are
-    /// always reached where the route says.
-    pub allow_private_addresses: bool,
-    /// Available resources of remote contacts whose PEP interests one local account keeps.
-    pub max_remote_resources_per_account: usize,
-    /// Of those, how many may belong to one remote domain, so that one server cannot crowd
-    /// out the contacts of others.
-    pub max_remote_resources_per_domain: usize,
-    /// Of those, how many may belong to one remote contact.
-    pub max_remote_resources_per_contact: usize,
-    /// PEM files of the authorities trusted for peers' certificates; absent: the system's
-    /// bundle (/etc/ssl/certs/ca-certificates.crt) when there is one.
-    pub trust_anchors: Option<Vec<PathBuf>>,
-    /// The policy of domains without an entry in `policies`.
-    pub default_policy: Policy,
-    /// Per remote domain: "dialback", "require-valid-cert" or "deny".
-    pub policies: BTreeMap<String, Policy>,
-    /// A closed federation: only domains listed in `policies` (and not denied) are reached or
-    /// accepted.
-    pub allowlist_only: bool,
-}
-
-impl S2sConfig {
-    /// The policy that applies to `domain`.
-    pub fn policy(&self, domain: &str) -> Policy {
-        match self.policies.get(domain) {
-            Some(policy) => *policy,
-            None if self.allowlist_only => Policy::Deny,
-            None => self.default_policy,
-        }
-    }
-}
-
-impl Default for S2sConfig {
-    fn default() -> Self {
-        S2sConfig {
-            routes: BTreeMap::new(),
-            name_servers: Vec::new(),
-            dns_timeout_secs: 5,
-            connect_timeout_secs: 30,
-            idle_timeout_secs: 600,
-            max_queue: 1000,
-            max_queue_bytes: 4 * 1024 * 1024,
-            write_timeout_secs: 30,
-            max_dialback_per_stream: 8,
-            max_dialback_pending: 256,
-            allow_private_addresses: false,
-            max_remote_resources_per_account: 1000,
-            max_remote_resources_per_domain: 100,
-            max_remote_resources_per_contact: 16,
-            trust_anchors: None,
-            default_policy: Policy::Dialback,
-            policies: BTreeMap::new(),
-            allowlist_only: false,
-        }
-    }
-}
 
 /// A live outbound link's queue, with an id to tell it from its successor.
 #[derive(Clone)]
@@ -167,6 +81,8 @@ pub struct S2s {
     tasks: TaskTracker,
     /// Live inbound streams per remote domain proven on them.
     inbound: Mutex<HashMap<String, usize>>,
+    /// The server the links belong to, set once by [`S2s::serve_for`].
+    local: OnceLock<Weak<dyn LocalServer>>,
 }
 
 impl S2s {
@@ -201,6 +117,7 @@ impl S2s {
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
             inbound: Mutex::new(HashMap::new()),
+            local: OnceLock::new(),
             config,
         }))
     }
@@ -297,8 +214,18 @@ impl S2s {
         Duration::from_secs(self.config.connect_timeout_secs)
     }
 
+    /// Attaches the links to the server they belong to: where inbound stanzas go and who
+    /// answers the senders of stanzas that cannot be sent.
+    pub fn serve_for(&self, local: Weak<dyn LocalServer>) {
+        let _ = self.local.set(local);
+    }
+
     /// Sends a stanza to its remote domain, bouncing it when that cannot be done.
-    pub fn send(self: &Arc<Self>, router: &Router, stanza: Element) {
+    pub fn send(self: &Arc<Self>, stanza: Element) {
+        let Some(local_server) = self.local.get().and_then(Weak::upgrade) else {
+            debug!("server-to-server links are not attached to a server");
+            return;
+        };
         let local = stanza
             .get_attr("from")
             .and_then(|f| Jid::new(f).ok())
@@ -310,14 +237,14 @@ impl S2s {
         let (Some(local), Some(remote)) = (local, remote) else {
             return;
         };
-        if !router.is_local_domain(&local) {
+        if !local_server.is_local_domain(&local) {
             debug!(%local, "only served domains originate server-to-server traffic");
-            router.bounce(&stanza, Condition::RemoteServerNotFound);
+            local_server.bounce(&stanza, Condition::RemoteServerNotFound);
             return;
         }
         if self.policy(&remote) == Policy::Deny {
             debug!(%remote, "federation with this domain is denied");
-            router.bounce(&stanza, Condition::PolicyViolation);
+            local_server.bounce(&stanza, Condition::PolicyViolation);
             return;
         }
         let key = (local.clone(), remote.clone());
@@ -339,7 +266,7 @@ impl S2s {
                 Err(queue::Refused::Full(stanza)) => {
                     drop(links);
                     // RFC 6120 §8.3.3.18: the server lacks the resources to take more now.
-                    router.bounce(&stanza, Condition::ResourceConstraint);
+                    local_server.bounce(&stanza, Condition::ResourceConstraint);
                     return;
                 }
                 Err(queue::Refused::Closed(stanza)) => stanza,
@@ -348,12 +275,9 @@ impl S2s {
         };
         if self.shutdown.is_cancelled() {
             drop(links);
-            router.bounce(&stanza, Condition::RemoteServerTimeout);
+            local_server.bounce(&stanza, Condition::RemoteServerTimeout);
             return;
         }
-        let Some(router) = router.handle() else {
-            return;
-        };
         let (queue, rx) = queue::channel(self.config.max_queue, self.config.max_queue_bytes);
         let id = self
             .next_link
@@ -370,7 +294,7 @@ impl S2s {
         );
         drop(links);
         self.tasks.spawn(outbound::run(
-            router,
+            local_server,
             self.clone(),
             outbound::Target {
                 local,

@@ -16,9 +16,9 @@ use tokio::sync::mpsc;
 use tokio::time::timeout;
 use tracing::{debug, info, info_span, warn, Instrument};
 
-use crate::router::Router;
 use crate::s2s::authenticate::{self, External};
 use crate::s2s::connect::{self, ConnectError, OpenStream};
+use crate::s2s::local::LocalServer;
 use crate::s2s::queue::QueueReceiver;
 use crate::s2s::resolve::ResolveError;
 use crate::s2s::S2s;
@@ -64,7 +64,12 @@ impl Sharing {
 }
 
 /// Runs a link to its end.
-pub async fn run(router: Arc<Router>, s2s: Arc<S2s>, target: Target, mut queue: QueueReceiver) {
+pub async fn run(
+    local: Arc<dyn LocalServer>,
+    s2s: Arc<S2s>,
+    target: Target,
+    mut queue: QueueReceiver,
+) {
     let span = info_span!("s2s", local = %target.local, remote = %target.remote, dir = "out");
     async move {
         // DNS lookups, connection attempts and authentication all stop at shutdown.
@@ -74,7 +79,7 @@ pub async fn run(router: Arc<Router>, s2s: Arc<S2s>, target: Target, mut queue: 
         };
         let failure = match established {
             Ok(Ok(stream)) => {
-                pump(&router, &s2s, &target, stream, &mut queue).await;
+                pump(local.as_ref(), &s2s, &target, stream, &mut queue).await;
                 Condition::RemoteServerNotFound
             }
             Ok(Err(
@@ -93,7 +98,7 @@ pub async fn run(router: Arc<Router>, s2s: Arc<S2s>, target: Target, mut queue: 
         s2s.forget(target.link);
         queue.close();
         while let Some(stanza) = queue.try_recv() {
-            router.bounce(&stanza, failure);
+            local.bounce(&stanza, failure);
         }
     }
     .instrument(span)
@@ -121,7 +126,7 @@ async fn establish(s2s: &S2s, target: &Target) -> Result<OpenStream, ConnectErro
 /// Writes queued stanzas; ends when idle, when the peer closes, on a write error, or at
 /// shutdown (with `system-shutdown`).
 async fn pump(
-    router: &Router,
+    local: &dyn LocalServer,
     s2s: &S2s,
     target: &Target,
     stream: OpenStream,
@@ -170,7 +175,7 @@ async fn pump(
                         info!(%domain, %error, "piggybacked domain refused");
                         target.sharing.refuse(&domain);
                         s2s.forget_pair(&domain, &target.remote, target.link);
-                        router.bounce(&stanza, Condition::RemoteServerTimeout);
+                        local.bounce(&stanza, Condition::RemoteServerTimeout);
                         continue;
                     }
                     info!(%domain, "piggybacked domain authenticated with dialback");
@@ -178,7 +183,7 @@ async fn pump(
                 }
                 if let Err(error) = writer.write_element(&stanza).await {
                     debug!(%error, "write failed");
-                    router.bounce(&stanza, Condition::RemoteServerNotFound);
+                    local.bounce(&stanza, Condition::RemoteServerNotFound);
                     break;
                 }
             }

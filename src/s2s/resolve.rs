@@ -32,8 +32,10 @@ use hickory_resolver::TokioResolver;
 use rand::Rng;
 use thiserror::Error;
 
-use super::connect::Observer;
 use crate::net::public_address::is_public;
+
+/// Receives a description of each step of opening a link (for `rempart s2s check`).
+pub type Observer<'a> = &'a mut (dyn FnMut(&str, String) + Send);
 
 /// The server-to-server port when DNS names none (RFC 6120 §3.2.2).
 const DEFAULT_PORT: u16 = 5269;

@@ -594,6 +594,22 @@ impl RawClient {
         Self::login_at(server, &server.domain, user, password, resource).await
     }
 
+    /// STARTTLS and SCRAM-SHA-256-PLUS without binding: a stream ready to bind or resume,
+    /// with the features offered after authentication.
+    pub async fn authenticated(
+        server: &TestServer,
+        user: &str,
+        password: &str,
+    ) -> (RawClient, String) {
+        let (mut client, _) = RawClient::secured(server).await;
+        let outcome = client
+            .authenticate("SCRAM-SHA-256-PLUS", user, password)
+            .await;
+        assert!(outcome.starts_with("<success"), "login failed: {outcome}");
+        let features = client.open(&server.domain).await;
+        (client, features)
+    }
+
     /// Like `login`, for an account of `host`, one of the server's domains.
     pub async fn login_at(
         server: &TestServer,

@@ -75,6 +75,9 @@ pub struct StreamError {
     pub condition: StreamErrorCondition,
     /// Text for humans, never containing secrets.
     pub text: Option<String>,
+    /// An application-specific condition element (RFC 6120 §4.9.4), e.g. XEP-0198's
+    /// `<handled-count-too-high/>`.
+    pub application: Option<Element>,
 }
 
 impl StreamError {
@@ -83,6 +86,7 @@ impl StreamError {
         StreamError {
             condition,
             text: None,
+            application: None,
         }
     }
 
@@ -91,7 +95,14 @@ impl StreamError {
         StreamError {
             condition,
             text: Some(text.into()),
+            application: None,
         }
+    }
+
+    /// The same error with an application-specific condition element.
+    pub fn with_application(mut self, application: Element) -> Self {
+        self.application = Some(application);
+        self
     }
 
     /// The `<stream:error>` element as written on the wire.
@@ -107,6 +118,9 @@ impl StreamError {
                 ns::STREAM_ERRORS,
                 escape(text)
             ));
+        }
+        if let Some(application) = &self.application {
+            out.push_str(&application.to_xml());
         }
         out.push_str("</stream:error>");
         out

@@ -1,0 +1,160 @@
+//! The events the router hands to module hooks, and the hook contract.
+
+use async_trait::async_trait;
+use jid::{BareJid, FullJid, Jid};
+use rempart_xep::element::Element;
+
+use crate::router::sessions::SessionHandle;
+
+/// Whether later hooks still run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    /// Let the next hook (or the default behaviour) run.
+    Continue,
+    /// The event is fully handled.
+    Stop,
+}
+
+/// Hook ordering: lower runs first.
+pub mod priority {
+    /// Checks and policy that may veto an event.
+    pub const POLICY: i32 = 100;
+    /// The module that normally handles the event.
+    pub const HANDLER: i32 = 500;
+    /// Last-resort handling (storage of undeliverable data).
+    pub const FALLBACK: i32 = 900;
+}
+
+/// Which events a hook receives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum HookPoint {
+    /// See [`Event::MessageFromClient`].
+    MessageFromClient,
+    /// See [`Event::MessageUndeliverable`].
+    MessageUndeliverable,
+    /// See [`Event::PresenceFromClient`].
+    PresenceFromClient,
+    /// See [`Event::PresenceToAccount`].
+    PresenceToAccount,
+    /// See [`Event::SessionAvailable`].
+    SessionAvailable,
+    /// See [`Event::SessionClosed`].
+    SessionClosed,
+    /// See [`Event::NotifyInterestsKnown`].
+    NotifyInterestsKnown,
+    /// See [`Event::SubscriptionApproved`].
+    SubscriptionApproved,
+    /// See [`Event::SubscriptionRevoked`].
+    SubscriptionRevoked,
+    /// See [`Event::ContactInterestsKnown`].
+    ContactInterestsKnown,
+    /// See [`Event::RemoteDomainDisconnected`].
+    RemoteDomainDisconnected,
+}
+
+/// Something that happened, handed to the hooks registered for it.
+#[derive(Debug)]
+pub enum Event<'a> {
+    /// A local session sent a message (`from` already stamped), before delivery.
+    MessageFromClient {
+        /// The sending session.
+        session: &'a SessionHandle,
+        /// The message.
+        message: &'a Element,
+    },
+    /// A chat/normal message for a local account found no available resource.
+    MessageUndeliverable {
+        /// The recipient account.
+        to: &'a BareJid,
+        /// The message.
+        message: &'a Element,
+    },
+    /// A local session sent a presence stanza (`from` already stamped).
+    PresenceFromClient {
+        /// The sending session.
+        session: &'a SessionHandle,
+        /// The presence.
+        presence: &'a Element,
+    },
+    /// A presence stanza arrived for a local account (bare or full JID).
+    PresenceToAccount {
+        /// The addressed JID.
+        to: &'a Jid,
+        /// The presence.
+        presence: &'a Element,
+    },
+    /// A session sent its initial available presence.
+    SessionAvailable {
+        /// The session.
+        session: &'a SessionHandle,
+    },
+    /// A session ended.
+    SessionClosed {
+        /// Its full JID.
+        jid: &'a FullJid,
+        /// Whether it was available (so contacts must be told it left).
+        was_available: bool,
+        /// Who got directed presence from it.
+        directed: &'a [Jid],
+    },
+    /// The `+notify` interests of an available session became known (XEP-0115).
+    NotifyInterestsKnown {
+        /// The session.
+        session: &'a SessionHandle,
+    },
+    /// A local user approved a contact's presence subscription.
+    SubscriptionApproved {
+        /// The local user.
+        user: &'a BareJid,
+        /// The contact now subscribed to the user's presence.
+        contact: &'a BareJid,
+    },
+    /// A contact lost its subscription to a local user's presence (by either side, or by
+    /// the removal of the roster item).
+    SubscriptionRevoked {
+        /// The local user.
+        user: &'a BareJid,
+        /// The contact no longer subscribed to the user's presence.
+        contact: &'a BareJid,
+    },
+    /// The `+notify` interests of an available resource of a contact on another server,
+    /// subscribed to a local account's presence, became known (XEP-0115, XEP-0163 §4.3).
+    ContactInterestsKnown {
+        /// The local account.
+        owner: &'a BareJid,
+        /// The contact's resource.
+        contact: &'a FullJid,
+    },
+    /// The last inbound server stream on which a remote domain was proven ended: what it
+    /// told us (presence, interests) is no longer current.
+    RemoteDomainDisconnected {
+        /// The remote domain.
+        domain: &'a str,
+    },
+}
+
+impl Event<'_> {
+    /// The hook point of this event.
+    pub fn point(&self) -> HookPoint {
+        match self {
+            Event::MessageFromClient { .. } => HookPoint::MessageFromClient,
+            Event::MessageUndeliverable { .. } => HookPoint::MessageUndeliverable,
+            Event::PresenceFromClient { .. } => HookPoint::PresenceFromClient,
+            Event::PresenceToAccount { .. } => HookPoint::PresenceToAccount,
+            Event::SessionAvailable { .. } => HookPoint::SessionAvailable,
+            Event::SessionClosed { .. } => HookPoint::SessionClosed,
+            Event::NotifyInterestsKnown { .. } => HookPoint::NotifyInterestsKnown,
+            Event::SubscriptionApproved { .. } => HookPoint::SubscriptionApproved,
+            Event::SubscriptionRevoked { .. } => HookPoint::SubscriptionRevoked,
+            Event::ContactInterestsKnown { .. } => HookPoint::ContactInterestsKnown,
+            Event::RemoteDomainDisconnected { .. } => HookPoint::RemoteDomainDisconnected,
+        }
+    }
+}
+
+/// A hook on events.
+#[async_trait]
+pub trait EventHook<R>: Send + Sync {
+    /// Handles the event; `Stop` prevents later hooks and the default behaviour.
+    async fn on_event(&self, router: &R, event: &Event<'_>) -> Flow;
+}
