@@ -1,6 +1,7 @@
 //! Client-to-server connections: negotiation, then one session actor per bound stream.
 
 pub mod acks;
+pub mod csi;
 pub mod negotiation;
 pub mod resumption;
 pub mod session;

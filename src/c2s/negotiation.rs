@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 
 use jid::{BareJid, FullJid};
 use rand::distr::{Alphanumeric, SampleString};
+use rempart_xep::csi;
 use rempart_xep::element::Element;
 use rempart_xep::ns;
 use rempart_xep::sasl::{channel_binding_types, mechanisms, SaslFailure};
@@ -536,6 +537,7 @@ impl Negotiation<'_> {
         if router.config.stream_management.enabled {
             offered.push(sm::feature());
         }
+        offered.push(csi::feature());
         offered.extend(router.registry.stream_features.iter().cloned());
         offered.push(router.registry.server_caps.clone());
         self.send(&mut stream, features(offered)).await?;

@@ -10,6 +10,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use rempart_xep::csi::ClientState;
 use rempart_xep::element::Element;
 use rempart_xep::ns;
 use rempart_xep::sm::{self, SmElement};
@@ -23,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
 use crate::c2s::acks::Acks;
+use crate::c2s::csi::HeldStanzas;
 use crate::c2s::negotiation::{Bound, Resume};
 use crate::c2s::resumption::Takeover;
 use crate::c2s::C2sContext;
@@ -33,6 +35,9 @@ use crate::stream::writer::XmlWriter;
 
 /// Elements buffered between a reader task and the actor.
 const READER_QUEUE: usize = 8;
+
+/// Stanzas held for an inactive client (XEP-0352) before they all go out anyway.
+const MAX_HELD: usize = 500;
 
 /// Why the session ended.
 enum Exit {
@@ -121,6 +126,8 @@ struct Session {
     pings: u64,
     /// Without stream management: a stanza whose write failed, so the client never got it.
     unwritten: Option<Element>,
+    /// What waits while the client is inactive.
+    held: HeldStanzas,
 }
 
 /// Runs a bound session until it ends.
@@ -155,6 +162,7 @@ pub async fn run(ctx: Arc<C2sContext>, bound: Bound) {
         probe: None,
         pings: 0,
         unwritten: None,
+        held: HeldStanzas::default(),
     };
     let exit = loop {
         let wake = session.wait(&mut inbox, &mut takeovers, &overflow).await;
@@ -258,6 +266,9 @@ impl Session {
         if element.ns() == ns::SM {
             return self.stream_management(&element).await;
         }
+        if element.ns() == ns::CSI {
+            return self.client_state(&element).await;
+        }
         if StanzaKind::of(&element).is_some() {
             if let Some(managed) = &mut self.managed {
                 managed.acks.handled_one();
@@ -284,9 +295,38 @@ impl Session {
         }
     }
 
+    /// Sends a stanza to the client, unless it waits for an inactive client to come back.
+    async fn deliver(&mut self, stanza: Element, cost: usize) -> Option<Exit> {
+        for (stanza, cost) in self.held.pass(stanza, cost, MAX_HELD) {
+            if let Some(exit) = self.send_now(stanza, cost).await {
+                return Some(exit);
+            }
+        }
+        None
+    }
+
+    /// XEP-0352: the client says whether its user is looking; on `active` what waited goes.
+    async fn client_state(&mut self, element: &Element) -> Option<Exit> {
+        let Some(state) = ClientState::parse(element) else {
+            return Some(Exit::Error(StreamError::with_text(
+                StreamErrorCondition::UnsupportedStanzaType,
+                format!("<{}/> is not a client state", element.name()),
+            )));
+        };
+        let inactive = state == ClientState::Inactive;
+        self.handle.status.set_inactive(inactive);
+        debug!(inactive, "client state");
+        for (stanza, cost) in self.held.set_inactive(inactive) {
+            if let Some(exit) = self.send_now(stanza, cost).await {
+                return Some(exit);
+            }
+        }
+        None
+    }
+
     /// Sends a stanza to the client; with stream management it stays queued until the
     /// client acknowledges it, and a detached session only queues it.
-    async fn deliver(&mut self, stanza: Element, cost: usize) -> Option<Exit> {
+    async fn send_now(&mut self, stanza: Element, cost: usize) -> Option<Exit> {
         let config = &self.ctx.router.config.stream_management;
         let Some(managed) = &mut self.managed else {
             let connection = self.connection.as_mut()?;
@@ -416,6 +456,7 @@ impl Session {
         };
         managed.ack_requested = false;
         self.connection = None;
+        self.handle.status.set_attached(false);
         self.probe = None;
         self.deadline = Instant::now() + self.timing.resume_timeout;
         info!(
@@ -461,6 +502,7 @@ impl Session {
     async fn resume(&mut self, takeover: Takeover) -> Option<Exit> {
         let Takeover { reader, writer, h } = takeover;
         self.connection = Some(Connection::attach(reader, writer));
+        self.handle.status.set_attached(true);
         self.probe = None;
         self.deadline = Instant::now() + self.timing.idle;
         let managed = self.managed.as_mut()?;
@@ -508,6 +550,7 @@ impl Session {
             }
             None => self.unwritten.take().into_iter().collect(),
         };
+        leftovers.extend(self.held.take());
         leftovers.extend(drain(inbox));
         for stanza in leftovers {
             if stanza.name() != "presence" {

@@ -416,7 +416,7 @@ impl CapsModule {
 
 #[async_trait]
 impl EventHook<Router> for CapsModule {
-    async fn on_event(&self, router: &Router, event: &Event<'_>) -> Flow {
+    async fn on_event(&self, router: &Router, event: &mut Event<'_>) -> Flow {
         let Event::PresenceFromClient { session, presence } = event else {
             return Flow::Continue;
         };

@@ -338,7 +338,7 @@ impl OfflineModule {
 
 #[async_trait]
 impl EventHook<Router> for OfflineModule {
-    async fn on_event(&self, router: &Router, event: &Event<'_>) -> Flow {
+    async fn on_event(&self, router: &Router, event: &mut Event<'_>) -> Flow {
         match event {
             Event::MessageUndeliverable { to, message } => {
                 self.store_message(router, to, message).await

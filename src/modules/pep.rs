@@ -480,7 +480,7 @@ impl IqHandler<Router> for PepModule {
 
 #[async_trait]
 impl EventHook<Router> for PepModule {
-    async fn on_event(&self, router: &Router, event: &Event<'_>) -> Flow {
+    async fn on_event(&self, router: &Router, event: &mut Event<'_>) -> Flow {
         let Some(router) = router.handle() else {
             return Flow::Continue;
         };

@@ -646,7 +646,7 @@ impl PresenceModule {
 
 #[async_trait]
 impl EventHook<Router> for PresenceModule {
-    async fn on_event(&self, router: &Router, event: &Event<'_>) -> Flow {
+    async fn on_event(&self, router: &Router, event: &mut Event<'_>) -> Flow {
         match event {
             Event::PresenceFromClient { session, presence } => {
                 self.handle_outbound(router, session, presence).await;

@@ -326,7 +326,7 @@ impl RemoteInterests {
 
 #[async_trait]
 impl EventHook<Router> for RemoteInterests {
-    async fn on_event(&self, router: &Router, event: &Event<'_>) -> Flow {
+    async fn on_event(&self, router: &Router, event: &mut Event<'_>) -> Flow {
         match event {
             Event::PresenceToAccount { to, presence } => {
                 self.presence(router, to, presence).await;

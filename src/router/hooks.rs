@@ -30,6 +30,10 @@ pub mod priority {
 pub enum HookPoint {
     /// See [`Event::MessageFromClient`].
     MessageFromClient,
+    /// See [`Event::MessageToAccount`].
+    MessageToAccount,
+    /// See [`Event::MessageDelivered`].
+    MessageDelivered,
     /// See [`Event::MessageUndeliverable`].
     MessageUndeliverable,
     /// See [`Event::PresenceFromClient`].
@@ -61,6 +65,24 @@ pub enum Event<'a> {
         session: &'a SessionHandle,
         /// The message.
         message: &'a Element,
+    },
+    /// A message for a local account, from a local session, a module or another server,
+    /// before delivery: a hook may stop it (blocking) or add to it (an archive's stanza-id).
+    MessageToAccount {
+        /// The recipient account.
+        to: &'a BareJid,
+        /// The message, which hooks may change.
+        message: &'a mut Element,
+    },
+    /// A message for a local account was handed to some of its sessions (carbons and push
+    /// hang on this).
+    MessageDelivered {
+        /// The recipient account.
+        to: &'a BareJid,
+        /// The message as delivered.
+        message: &'a Element,
+        /// The sessions that got it.
+        recipients: &'a [FullJid],
     },
     /// A chat/normal message for a local account found no available resource.
     MessageUndeliverable {
@@ -138,6 +160,8 @@ impl Event<'_> {
     pub fn point(&self) -> HookPoint {
         match self {
             Event::MessageFromClient { .. } => HookPoint::MessageFromClient,
+            Event::MessageToAccount { .. } => HookPoint::MessageToAccount,
+            Event::MessageDelivered { .. } => HookPoint::MessageDelivered,
             Event::MessageUndeliverable { .. } => HookPoint::MessageUndeliverable,
             Event::PresenceFromClient { .. } => HookPoint::PresenceFromClient,
             Event::PresenceToAccount { .. } => HookPoint::PresenceToAccount,
@@ -156,5 +180,5 @@ impl Event<'_> {
 #[async_trait]
 pub trait EventHook<R>: Send + Sync {
     /// Handles the event; `Stop` prevents later hooks and the default behaviour.
-    async fn on_event(&self, router: &R, event: &Event<'_>) -> Flow;
+    async fn on_event(&self, router: &R, event: &mut Event<'_>) -> Flow;
 }

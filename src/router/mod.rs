@@ -1,6 +1,7 @@
 //! The router: checks and stamps `from`, classifies the destination, runs the hooks registered
 //! for it and, by default, delivers per RFC 6121 §8.5. It holds senders, never sockets.
 
+pub mod extensions;
 pub mod hooks;
 pub mod iq;
 mod queries;
@@ -20,6 +21,7 @@ use rempart_xep::stanza::{
 use rempart_xep::stream::{StreamError, StreamErrorCondition};
 use tracing::{debug, warn};
 
+pub use extensions::{SessionExtensions, SessionStatus};
 pub use hooks::{priority, Event, EventHook, Flow, HookPoint};
 pub use iq::{IqHandler, IqRequest, IqResult, IqScope};
 pub use registry::{AccountItems, Implements};
@@ -163,9 +165,9 @@ impl Router {
     }
 
     /// Runs the hooks of an event until one stops it.
-    pub async fn run_hooks(&self, event: Event<'_>) -> Flow {
+    pub async fn run_hooks(&self, mut event: Event<'_>) -> Flow {
         for hook in self.registry.hooks(event.point()) {
-            if hook.on_event(self, &event).await == Flow::Stop {
+            if hook.on_event(self, &mut event).await == Flow::Stop {
                 return Flow::Stop;
             }
         }
@@ -422,7 +424,7 @@ impl Router {
     }
 
     /// RFC 6121 §8.5 message delivery.
-    pub async fn deliver_message(&self, message: Element, to: &Jid) {
+    pub async fn deliver_message(&self, mut message: Element, to: &Jid) {
         let message_type = MessageType::of(&message);
         match self.destination(to) {
             Destination::Remote(_) => self.send_remote(message),
@@ -430,12 +432,21 @@ impl Router {
                 self.bounce(&message, Condition::ServiceUnavailable)
             }
             Destination::LocalFull(full) => {
-                if self.send_to_full(&full, message.clone()) {
-                    return;
+                let bare = full.to_bare();
+                let mut screened = false;
+                if let Some(entry) = self.sessions.get(&full) {
+                    if self.to_account(&bare, &mut message).await == Flow::Stop {
+                        return;
+                    }
+                    if entry.handle.send(message.clone()) {
+                        self.delivered(&bare, &message, &[full]).await;
+                        return;
+                    }
+                    screened = true;
                 }
                 match message_type {
                     MessageType::Chat | MessageType::Normal | MessageType::Headline => {
-                        self.deliver_to_bare(message, &full.to_bare(), message_type)
+                        self.deliver_to_bare(message, &bare, message_type, screened)
                             .await
                     }
                     MessageType::Groupchat => self.bounce(&message, Condition::ServiceUnavailable),
@@ -443,12 +454,37 @@ impl Router {
                 }
             }
             Destination::LocalBare(bare) => {
-                self.deliver_to_bare(message, &bare, message_type).await
+                self.deliver_to_bare(message, &bare, message_type, false)
+                    .await
             }
         }
     }
 
-    async fn deliver_to_bare(&self, message: Element, bare: &BareJid, message_type: MessageType) {
+    /// Runs the hooks for a message about to reach a local account.
+    async fn to_account(&self, to: &BareJid, message: &mut Element) -> Flow {
+        self.run_hooks(Event::MessageToAccount { to, message })
+            .await
+    }
+
+    /// Runs the hooks for a message handed to sessions of a local account.
+    async fn delivered(&self, to: &BareJid, message: &Element, recipients: &[FullJid]) {
+        self.run_hooks(Event::MessageDelivered {
+            to,
+            message,
+            recipients,
+        })
+        .await;
+    }
+
+    /// Delivers to the account's available sessions per RFC 6121 §8.5.2; `screened` when
+    /// the hooks for a message to the account already ran on it.
+    async fn deliver_to_bare(
+        &self,
+        mut message: Element,
+        bare: &BareJid,
+        message_type: MessageType,
+        screened: bool,
+    ) {
         let sessions = self.sessions.of_account(bare);
         // An account with a session exists: only look in storage when it has none.
         if sessions.is_empty() && !self.account_exists(bare).await {
@@ -457,11 +493,18 @@ impl Router {
             }
             return;
         }
+        if message_type == MessageType::Groupchat {
+            self.bounce(&message, Condition::ServiceUnavailable);
+            return;
+        }
+        if !screened && self.to_account(bare, &mut message).await == Flow::Stop {
+            return;
+        }
         let available: Vec<SessionEntry> = sessions
             .into_iter()
             .filter(|e| e.presence.available.is_some() && e.presence.priority >= 0)
             .collect();
-        let delivered = match message_type {
+        let recipients = match message_type {
             MessageType::Chat | MessageType::Normal => {
                 let top = available.iter().map(|e| e.presence.priority).max();
                 let targets = available
@@ -470,13 +513,13 @@ impl Router {
                 send_to_each(targets, &message)
             }
             MessageType::Headline => send_to_each(available.iter(), &message),
-            MessageType::Groupchat => {
-                self.bounce(&message, Condition::ServiceUnavailable);
-                return;
-            }
-            MessageType::Error => return,
+            MessageType::Groupchat | MessageType::Error => return,
         };
-        if delivered || message_type == MessageType::Headline {
+        if !recipients.is_empty() {
+            self.delivered(bare, &message, &recipients).await;
+            return;
+        }
+        if message_type == MessageType::Headline {
             return;
         }
         let flow = self
@@ -558,13 +601,15 @@ impl Router {
     }
 }
 
-/// Sends a copy to every session; true when at least one accepted it.
-fn send_to_each<'a>(sessions: impl Iterator<Item = &'a SessionEntry>, stanza: &Element) -> bool {
-    let mut delivered = false;
-    for session in sessions {
-        delivered |= session.handle.send(stanza.clone());
-    }
-    delivered
+/// Sends a copy to every session; returns those that accepted it.
+fn send_to_each<'a>(
+    sessions: impl Iterator<Item = &'a SessionEntry>,
+    stanza: &Element,
+) -> Vec<FullJid> {
+    sessions
+        .filter(|session| session.handle.send(stanza.clone()))
+        .map(|session| session.handle.jid.clone())
+        .collect()
 }
 
 fn invalid_from() -> StreamError {

@@ -10,6 +10,8 @@ use rempart_xep::stream::StreamError;
 use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 
+use crate::router::extensions::{SessionExtensions, SessionStatus};
+
 /// What the router can ask of a session actor.
 #[derive(Debug)]
 pub enum SessionCommand {
@@ -70,6 +72,10 @@ pub struct SessionHandle {
     pub jid: FullJid,
     /// Unique per session, to tell a replaced session from its successor.
     pub id: u64,
+    /// Modules' state of this session.
+    pub extensions: Arc<SessionExtensions>,
+    /// Whether the client is attached and active, as the session actor reports it.
+    pub status: Arc<SessionStatus>,
     tx: mpsc::Sender<SessionCommand>,
     overflow: CancellationToken,
     budget: Arc<InboxBudget>,
@@ -91,6 +97,8 @@ impl SessionHandle {
         let handle = SessionHandle {
             jid,
             id: NEXT_SESSION_ID.fetch_add(1, Ordering::Relaxed),
+            extensions: Arc::default(),
+            status: Arc::default(),
             tx,
             overflow: overflow.clone(),
             budget: Arc::new(InboxBudget {
