@@ -34,7 +34,9 @@ pub fn parse_datetime(text: &str) -> Result<OffsetDateTime, DateTimeError> {
 
 /// A `<delay/>` element saying who delayed the stanza and since when.
 pub fn delay(from: &str, stamp: OffsetDateTime) -> Element {
-    delay_stamp(stamp).attr("from", from)
+    Element::new("delay", ns::DELAY)
+        .attr("from", from)
+        .attr("stamp", datetime(stamp))
 }
 
 /// A `<delay/>` element with only a stamp, as inside XEP-0297 forwarded stanzas.
