@@ -38,6 +38,10 @@ pub enum HookPoint {
     MessageUndeliverable,
     /// See [`Event::PresenceFromClient`].
     PresenceFromClient,
+    /// See [`Event::IqFromClient`].
+    IqFromClient,
+    /// See [`Event::IqToAccount`].
+    IqToAccount,
     /// See [`Event::PresenceToAccount`].
     PresenceToAccount,
     /// See [`Event::SessionAvailable`].
@@ -97,6 +101,21 @@ pub enum Event<'a> {
         session: &'a SessionHandle,
         /// The presence.
         presence: &'a Element,
+    },
+    /// A local session sent an IQ (`from` already stamped), before routing.
+    IqFromClient {
+        /// The sending session.
+        session: &'a SessionHandle,
+        /// The IQ.
+        iq: &'a Element,
+    },
+    /// An IQ from someone else arrived for a local account (bare or full JID), before it is
+    /// answered or delivered.
+    IqToAccount {
+        /// The addressed JID.
+        to: &'a Jid,
+        /// The IQ.
+        iq: &'a Element,
     },
     /// A presence stanza arrived for a local account (bare or full JID).
     PresenceToAccount {
@@ -164,6 +183,8 @@ impl Event<'_> {
             Event::MessageDelivered { .. } => HookPoint::MessageDelivered,
             Event::MessageUndeliverable { .. } => HookPoint::MessageUndeliverable,
             Event::PresenceFromClient { .. } => HookPoint::PresenceFromClient,
+            Event::IqFromClient { .. } => HookPoint::IqFromClient,
+            Event::IqToAccount { .. } => HookPoint::IqToAccount,
             Event::PresenceToAccount { .. } => HookPoint::PresenceToAccount,
             Event::SessionAvailable { .. } => HookPoint::SessionAvailable,
             Event::SessionClosed { .. } => HookPoint::SessionClosed,

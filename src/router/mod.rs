@@ -205,7 +205,16 @@ impl Router {
             }
         };
         match kind {
-            StanzaKind::Iq => self.handle_iq(stanza, to, Some(session)).await,
+            StanzaKind::Iq => {
+                let event = Event::IqFromClient {
+                    session,
+                    iq: &stanza,
+                };
+                if self.run_hooks(event).await == Flow::Stop {
+                    return Ok(());
+                }
+                self.handle_iq(stanza, to, Some(session)).await
+            }
             StanzaKind::Message => {
                 if self
                     .run_hooks(Event::MessageFromClient {
@@ -340,6 +349,16 @@ impl Router {
             Some(to) => self.destination(to),
             None => Destination::LocalBare(from.to_bare()),
         };
+        if let (Some(to), Destination::LocalFull(_) | Destination::LocalBare(_)) =
+            (&to, &destination)
+        {
+            if to.to_bare() != from.to_bare() {
+                let event = Event::IqToAccount { to, iq: &stanza };
+                if self.run_hooks(event).await == Flow::Stop {
+                    return;
+                }
+            }
+        }
         match destination {
             Destination::LocalFull(full) => {
                 if !self.send_to_full(&full, stanza.clone()) && iq_type.is_request() {
