@@ -23,7 +23,7 @@ use thiserror::Error;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::info;
+use tracing::{info, info_span, warn, Instrument};
 
 use crate::accounts::Accounts;
 use crate::admin::AdminService;
@@ -89,6 +89,23 @@ pub fn reader_limits(config: &Config) -> stream::reader::ReaderLimits {
             max_attributes: config.limits.max_attributes,
             max_tree_cost: config.limits.max_stanza_memory,
         },
+    }
+}
+
+/// Brings back the resumable sessions saved at the last shutdown, before any client can
+/// connect to resume one.
+async fn restore_sessions(c2s: &Arc<C2sContext>, tracker: &TaskTracker) {
+    match c2s::hibernation::take_all(&c2s.router).await {
+        Ok(saved) => {
+            if !saved.is_empty() {
+                info!(sessions = saved.len(), "restoring resumable sessions");
+            }
+            for (jid, session) in saved {
+                let span = info_span!("c2s", conn = "restored", %jid);
+                tracker.spawn(c2s::session::restore(c2s.clone(), jid, session).instrument(span));
+            }
+        }
+        Err(error) => warn!(%error, "the sessions saved at shutdown could not be read"),
     }
 }
 
@@ -205,6 +222,7 @@ impl Server {
             negotiation_timeout: c2s.negotiation_timeout(),
             shutdown: shutdown.clone(),
         });
+        restore_sessions(&c2s, &tracker).await;
         let handler: Arc<dyn ConnectionHandler> = Arc::new(Connections { c2s, s2s });
         let limits = ConnectionLimits::new(&self.router.config.limits);
         for (listener, config) in self.listeners {

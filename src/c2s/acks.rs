@@ -29,6 +29,22 @@ pub struct Acks {
 }
 
 impl Acks {
+    /// The counters and queue of a session saved at shutdown.
+    pub fn restored(sent: u32, handled: u32, unacked: Vec<(Element, usize)>) -> Acks {
+        let unacked_bytes = unacked.iter().map(|(_, cost)| cost).sum();
+        Acks {
+            sent,
+            handled,
+            unacked: unacked.into(),
+            unacked_bytes,
+        }
+    }
+
+    /// Stanzas sent to the client so far, mod 2^32.
+    pub fn sent_count(&self) -> u32 {
+        self.sent
+    }
+
     /// Counts a stanza handed to the stream and keeps it until it is acknowledged.
     pub fn sent(&mut self, stanza: Element, cost: usize) {
         self.sent = self.sent.wrapping_add(1);

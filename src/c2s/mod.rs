@@ -2,6 +2,7 @@
 
 pub mod acks;
 pub mod csi;
+pub mod hibernation;
 pub mod negotiation;
 pub mod resumption;
 pub mod session;

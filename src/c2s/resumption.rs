@@ -81,9 +81,14 @@ impl Resumptions {
     /// Registers a session that may be resumed and returns its new SM-ID.
     pub fn register(&self, jid: FullJid, takeover: mpsc::Sender<Takeover>) -> String {
         let id = Alphanumeric.sample_string(&mut rand::rng(), 24);
-        let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
-        live.insert(id.clone(), Live { jid, takeover });
+        self.register_with_id(id.clone(), jid, takeover);
         id
+    }
+
+    /// Registers a restored session under the SM-ID its client knows.
+    pub fn register_with_id(&self, id: String, jid: FullJid, takeover: mpsc::Sender<Takeover>) {
+        let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+        live.insert(id, Live { jid, takeover });
     }
 
     /// What `owner` may resume under `id`; another account's session reads as unknown.

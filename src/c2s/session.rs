@@ -10,26 +10,29 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use jid::FullJid;
 use rempart_xep::csi::ClientState;
 use rempart_xep::element::Element;
 use rempart_xep::ns;
 use rempart_xep::sm::{self, SmElement};
 use rempart_xep::stanza::{iq_result, Condition, IqType, StanzaKind};
 use rempart_xep::stream::{StreamError, StreamErrorCondition};
+use time::OffsetDateTime;
 use tokio::io::{ReadHalf, WriteHalf};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::{sleep_until, timeout, Instant};
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use crate::c2s::acks::Acks;
 use crate::c2s::csi::HeldStanzas;
+use crate::c2s::hibernation::{self, SavedSession};
 use crate::c2s::negotiation::{Bound, Resume};
 use crate::c2s::resumption::Takeover;
 use crate::c2s::C2sContext;
 use crate::net::transport::Transport;
-use crate::router::{stanza_cost, SessionCommand, SessionHandle};
+use crate::router::{stanza_cost, PresenceState, SessionCommand, SessionHandle};
 use crate::stream::reader::{Incoming, ReadError, XmlReader};
 use crate::stream::writer::XmlWriter;
 
@@ -47,6 +50,8 @@ enum Exit {
     ClientClosed,
     /// The connection is gone, or the wait for resumption ran out.
     Gone,
+    /// The server shuts down: a resumable session is saved, to be resumed after the restart.
+    Shutdown,
 }
 
 /// What woke the actor.
@@ -119,6 +124,7 @@ struct Session {
     connection: Option<Connection>,
     managed: Option<Managed>,
     takeover_tx: mpsc::Sender<Takeover>,
+    takeovers: mpsc::Receiver<Takeover>,
     /// When attached: when to probe (or give up on) an idle client. When detached: when
     /// the wait for resumption ends.
     deadline: Instant,
@@ -136,41 +142,53 @@ pub async fn run(ctx: Arc<C2sContext>, bound: Bound) {
         reader,
         writer,
         handle,
-        mut inbox,
+        inbox,
         overflow,
         host,
     } = bound;
-    let limits = &ctx.router.config.limits;
-    let timing = Timing {
-        idle: Duration::from_secs(limits.idle_ping_secs),
-        ping_timeout: Duration::from_secs(limits.ping_timeout_secs),
-        write_timeout: Duration::from_secs(limits.write_timeout_secs),
-        resume_timeout: Duration::from_secs(u64::from(
-            ctx.router.config.stream_management.resume_timeout_secs,
-        )),
-    };
-    let (takeover_tx, mut takeovers) = mpsc::channel(1);
-    let mut session = Session {
-        deadline: Instant::now() + timing.idle,
-        ctx,
-        handle,
-        host,
-        timing,
-        connection: Some(Connection::attach(reader, writer)),
-        managed: None,
-        takeover_tx,
-        probe: None,
-        pings: 0,
-        unwritten: None,
-        held: HeldStanzas::default(),
-    };
-    let exit = loop {
-        let wake = session.wait(&mut inbox, &mut takeovers, &overflow).await;
-        if let Some(exit) = session.on(wake).await {
-            break exit;
-        }
-    };
-    session.end(exit, &mut inbox).await;
+    let session = Session::new(ctx, handle, host, Some(Connection::attach(reader, writer)));
+    session.serve(inbox, &overflow).await;
+}
+
+/// Brings back a session saved at shutdown, detached, for its client to resume.
+pub async fn restore(ctx: Arc<C2sContext>, jid: FullJid, saved: SavedSession) {
+    let router = ctx.router.clone();
+    let (handle, inbox, overflow) =
+        SessionHandle::new(jid.clone(), router.config.limits.session_queue);
+    router.register_session(handle.clone());
+    let presence = saved
+        .presence
+        .as_deref()
+        .and_then(|xml| Element::parse(xml).ok())
+        .map(Arc::new);
+    router.sessions.update(&jid, |state| {
+        state.available = presence;
+        state.priority = saved.priority;
+        state.interested = saved.interested;
+    });
+    handle.status.set_attached(false);
+    let unacked = saved
+        .unacked_stanzas()
+        .into_iter()
+        .map(|stanza| {
+            let cost = stanza_cost(&stanza);
+            (stanza, cost)
+        })
+        .collect();
+    let host = jid.domain().to_string();
+    let mut session = Session::new(ctx, handle, host, None);
+    session
+        .ctx
+        .resumptions
+        .register_with_id(saved.id.clone(), jid, session.takeover_tx.clone());
+    session.deadline = Instant::now() + Duration::from_secs(saved.seconds_left());
+    session.managed = Some(Managed {
+        acks: Acks::restored(saved.sent, saved.handled, unacked),
+        resumable: Some(saved.id),
+        ack_requested: false,
+    });
+    info!("session restored, waiting to be resumed");
+    session.serve(inbox, &overflow).await;
 }
 
 /// Hands a resuming connection to its session; when the session ended in the meantime the
@@ -195,14 +213,62 @@ pub async fn hand_over(resume: Resume, write_timeout: Duration) {
 }
 
 impl Session {
+    fn new(
+        ctx: Arc<C2sContext>,
+        handle: SessionHandle,
+        host: String,
+        connection: Option<Connection>,
+    ) -> Session {
+        let limits = &ctx.router.config.limits;
+        let timing = Timing {
+            idle: Duration::from_secs(limits.idle_ping_secs),
+            ping_timeout: Duration::from_secs(limits.ping_timeout_secs),
+            write_timeout: Duration::from_secs(limits.write_timeout_secs),
+            resume_timeout: Duration::from_secs(u64::from(
+                ctx.router.config.stream_management.resume_timeout_secs,
+            )),
+        };
+        let (takeover_tx, takeovers) = mpsc::channel(1);
+        Session {
+            deadline: Instant::now() + timing.idle,
+            ctx,
+            handle,
+            host,
+            timing,
+            connection,
+            managed: None,
+            takeover_tx,
+            takeovers,
+            probe: None,
+            pings: 0,
+            unwritten: None,
+            held: HeldStanzas::default(),
+        }
+    }
+
+    /// The actor's loop, to the session's end.
+    async fn serve(
+        mut self,
+        mut inbox: mpsc::Receiver<SessionCommand>,
+        overflow: &CancellationToken,
+    ) {
+        let exit = loop {
+            let wake = self.wait(&mut inbox, overflow).await;
+            if let Some(exit) = self.on(wake).await {
+                break exit;
+            }
+        };
+        self.end(exit, &mut inbox).await;
+    }
+
     async fn wait(
         &mut self,
         inbox: &mut mpsc::Receiver<SessionCommand>,
-        takeovers: &mut mpsc::Receiver<Takeover>,
         overflow: &CancellationToken,
     ) -> Wake {
         let deadline = self.deadline;
         let shutdown = &self.ctx.shutdown;
+        let takeovers = &mut self.takeovers;
         match &mut self.connection {
             Some(connection) => tokio::select! {
                 incoming = connection.from_reader.recv() => Wake::Read(incoming),
@@ -248,9 +314,7 @@ impl Session {
                 StreamErrorCondition::ResourceConstraint,
                 "too slow to receive its stanzas",
             ))),
-            Wake::Shutdown => Some(Exit::Error(StreamError::new(
-                StreamErrorCondition::SystemShutdown,
-            ))),
+            Wake::Shutdown => Some(Exit::Shutdown),
         }
     }
 
@@ -540,25 +604,80 @@ impl Session {
     /// live) instead of racing its storage.
     async fn end(mut self, exit: Exit, inbox: &mut mpsc::Receiver<SessionCommand>) {
         let router = self.ctx.router.clone();
-        router.unregister_session(&self.handle).await;
-        let mut leftovers = match self.managed.as_mut() {
-            Some(managed) => {
-                if let Some(id) = &managed.resumable {
-                    self.ctx.resumptions.ended(id, managed.acks.handled());
-                }
-                managed.acks.take_unacked()
-            }
-            None => self.unwritten.take().into_iter().collect(),
+        let resumable = self.managed.as_ref().and_then(|m| m.resumable.clone());
+        let saving = matches!(exit, Exit::Shutdown) && resumable.is_some();
+        let presence = if saving {
+            router.set_aside_session(&self.handle)
+        } else {
+            router.unregister_session(&self.handle).await;
+            None
         };
-        leftovers.extend(self.held.take());
-        leftovers.extend(drain(inbox));
-        for stanza in leftovers {
-            if stanza.name() != "presence" {
-                router.route(stanza).await;
+        let (mut leftovers, sent, handled) = match self.managed.as_mut() {
+            Some(managed) => (
+                managed.acks.take_unacked(),
+                managed.acks.sent_count(),
+                managed.acks.handled(),
+            ),
+            None => (self.unwritten.take().into_iter().collect(), 0, 0),
+        };
+        // What waited for an inactive client or sat in the inbox was never counted as sent.
+        let unsent: Vec<Element> = self.held.take().into_iter().chain(drain(inbox)).collect();
+        let sent = sent.wrapping_add(u32::try_from(unsent.len()).unwrap_or(u32::MAX));
+        leftovers.extend(unsent);
+        let mut saved = false;
+        if let (true, Some(id)) = (saving, resumable.as_ref()) {
+            saved = self.save(id, presence, sent, handled, &leftovers).await;
+        }
+        if !saved {
+            if let Some(id) = &resumable {
+                self.ctx.resumptions.ended(id, handled);
+            }
+            for stanza in leftovers {
+                if stanza.name() != "presence" {
+                    router.route(stanza).await;
+                }
             }
         }
         if let Some(mut connection) = self.connection.take() {
             finish(&mut connection.writer, exit, self.timing.write_timeout).await;
+        }
+    }
+
+    /// Saves the session at shutdown so that its client can resume it after the restart;
+    /// false when that failed and its stanzas must be rerouted instead.
+    async fn save(
+        &self,
+        id: &str,
+        presence: Option<PresenceState>,
+        sent: u32,
+        handled: u32,
+        unacked: &[Element],
+    ) -> bool {
+        let presence = presence.unwrap_or_default();
+        let resume_for = i64::from(self.ctx.router.config.stream_management.resume_timeout_secs);
+        let saved = SavedSession {
+            id: id.to_owned(),
+            resource: self.handle.jid.resource().to_string(),
+            handled,
+            sent,
+            unacked: unacked.iter().map(Element::to_xml).collect(),
+            presence: presence.available.map(|p| p.to_xml()),
+            priority: presence.priority,
+            interested: presence.interested,
+            resume_until: OffsetDateTime::now_utc().unix_timestamp() + resume_for,
+        };
+        match hibernation::save(&self.ctx.router, &self.handle.jid, saved).await {
+            Ok(()) => {
+                info!(
+                    unacked = unacked.len(),
+                    "session saved for resumption after the restart"
+                );
+                true
+            }
+            Err(error) => {
+                warn!(%error, "the session could not be saved; its stanzas are rerouted");
+                false
+            }
         }
     }
 }
@@ -613,6 +732,10 @@ async fn finish(writer: &mut XmlWriter<WriteHalf<Transport>>, exit: Exit, limit:
         Exit::ClientClosed => {
             debug!("client closed its stream");
             let _ = timeout(limit, writer.close()).await;
+        }
+        Exit::Shutdown => {
+            let error = StreamError::new(StreamErrorCondition::SystemShutdown);
+            let _ = timeout(limit, writer.write_stream_error(&error)).await;
         }
         Exit::Gone => {}
     }

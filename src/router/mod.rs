@@ -614,6 +614,12 @@ impl Router {
         }
     }
 
+    /// Unregisters a session that is only put aside (saved at shutdown, to be restored):
+    /// contacts are not told it left. Returns its presence state.
+    pub fn set_aside_session(&self, handle: &SessionHandle) -> Option<PresenceState> {
+        self.sessions.remove(handle)
+    }
+
     /// The hosts served, for disco items and checks.
     pub fn hosts(&self) -> &[String] {
         &self.config.server.hosts

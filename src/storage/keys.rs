@@ -79,6 +79,17 @@ pub(crate) fn name_after(key: &[u8], prefix: &[u8]) -> Result<String, StorageErr
     String::from_utf8(rest[..end].to_vec()).map_err(StorageError::codec)
 }
 
+/// Splits `name 0x00 rest` into the name and the rest, both as text.
+pub(crate) fn split_name(key: &[u8]) -> Result<(String, String), StorageError> {
+    let end = key
+        .iter()
+        .position(|byte| *byte == SEPARATOR)
+        .ok_or_else(|| StorageError::Codec("key name without separator".into()))?;
+    let name = String::from_utf8(key[..end].to_vec()).map_err(StorageError::codec)?;
+    let rest = String::from_utf8(key[end + 1..].to_vec()).map_err(StorageError::codec)?;
+    Ok((name, rest))
+}
+
 /// `host 0x00 module 0x00` of `key`, whose host prefix is `host_prefix_len` bytes long.
 pub(crate) fn module_prefix_of(
     key: &[u8],

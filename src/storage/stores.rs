@@ -253,6 +253,27 @@ where
         blocking(move || delete_prefix(backend.as_ref(), Tree::Map, &prefix)).await
     }
 
+    /// Every (user, key, value) of the store, for the rare reads across all users (e.g. the
+    /// sessions saved at shutdown, read once at start).
+    pub async fn everything(&self) -> Result<Vec<(String, String, T)>, StorageError> {
+        let prefix = self.scope.prefix()?;
+        let backend = Arc::clone(&self.backend);
+        blocking(move || {
+            backend
+                .scan_prefix(Tree::Map, &prefix, None, None)?
+                .into_iter()
+                .map(|(key, value)| {
+                    let rest = key
+                        .strip_prefix(prefix.as_slice())
+                        .ok_or_else(|| StorageError::Codec("key outside its prefix".into()))?;
+                    let (user, entry) = keys::split_name(rest)?;
+                    Ok((user, entry, decode(&value)?))
+                })
+                .collect()
+        })
+        .await
+    }
+
     /// Applies several changes atomically: `Some` stores the value, `None` removes the key.
     pub async fn apply(
         &self,

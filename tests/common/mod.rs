@@ -710,6 +710,18 @@ impl RawClient {
         password: &str,
         resource: &str,
     ) -> RawClient {
+        let mut client = Self::authenticated_to(server, user, password).await;
+        client.bind(Some(resource)).await;
+        client
+    }
+
+    /// STARTTLS and SCRAM-SHA-256-PLUS to a server process, without binding: a stream ready
+    /// to bind or resume.
+    pub async fn authenticated_to(
+        server: &ServerEndpoint,
+        user: &str,
+        password: &str,
+    ) -> RawClient {
         let mut client = RawClient::connect(server.address).await;
         client.open(&server.domain).await;
         client
@@ -742,7 +754,6 @@ impl RawClient {
             .await;
         assert!(outcome.starts_with("<success"), "login failed: {outcome}");
         client.open(&server.domain).await;
-        client.bind(Some(resource)).await;
         client
     }
 }

@@ -1,0 +1,160 @@
+//! A phone's XEP-0198 session survives a restart of the real `rempart` binary: after SIGTERM
+//! and a new start on the same data directory, `<resume/>` gives `<resumed/>` and every stanza
+//! the phone had not acknowledged, and those sent to it while the server was down, exactly once
+//! and in order.
+
+mod common;
+
+use std::path::Path;
+
+use common::binary::{add_user, ServerProcess};
+use common::{RawClient, ServerEndpoint};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::CertificateDer;
+
+const SM: &str = "urn:xmpp:sm:3";
+
+fn write_config(dir: &Path, port: u16) -> std::path::PathBuf {
+    let path = dir.join("rempart.toml");
+    let toml = format!(
+        "[server]\nhosts = [\"localhost\"]\ndata_dir = \"{}\"\n\n[[listeners]]\nkind = \"c2s\"\naddress = \"127.0.0.1:{port}\"\n\n[s2s]\nname_servers = [\"127.0.0.1:9\"]\n",
+        dir.join("data").display()
+    );
+    std::fs::write(&path, toml).expect("config written");
+    path
+}
+
+fn endpoint(server: &ServerProcess, data: &Path) -> ServerEndpoint {
+    let certificate = CertificateDer::pem_file_iter(data.join("certs").join("localhost.crt"))
+        .expect("the server's certificate")
+        .filter_map(Result::ok)
+        .last()
+        .expect("a certificate");
+    ServerEndpoint {
+        address: *server.addresses.first().expect("a listener"),
+        domain: "localhost".to_owned(),
+        certificate,
+    }
+}
+
+fn attribute(xml: &str, name: &str) -> String {
+    let marker = format!(" {name}='");
+    let start = xml
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no {name} in {xml}"))
+        + marker.len();
+    xml[start..]
+        .split('\'')
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+async fn chat(from: &mut RawClient, id: &str) {
+    from.send(&format!(
+        "<message to='alice@localhost' type='chat' id='{id}'><body>{id}</body></message>"
+    ))
+    .await;
+}
+
+async fn ping(client: &mut RawClient, id: &str) {
+    client
+        .iq(
+            id,
+            &format!("<iq type='get' id='{id}' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>"),
+        )
+        .await;
+}
+
+#[tokio::test]
+async fn a_phone_resumes_its_session_after_the_server_restarts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = common::free_port();
+    let config = write_config(dir.path(), port);
+    add_user(&config, "alice@localhost", "wonderland");
+    add_user(&config, "bob@localhost", "builder");
+    let data = dir.path().join("data");
+
+    let mut server = ServerProcess::start(&config);
+    let at = endpoint(&server, &data);
+    let mut alice = RawClient::login_to(&at, "alice", "wonderland", "phone").await;
+    alice.send("<presence/>").await;
+    alice.expect("/>").await;
+    alice
+        .send(&format!("<enable xmlns='{SM}' resume='true'/>"))
+        .await;
+    let enabled = alice.expect("/>").await;
+    let previd = attribute(&enabled, "id");
+    let mut bob = RawClient::login_to(&at, "bob", "builder", "desk").await;
+    chat(&mut bob, "before-1").await;
+    alice.expect_stanza("id='before-1'").await;
+    chat(&mut bob, "before-2").await;
+    alice.expect_stanza("id='before-2'").await;
+    // The phone handled the first message only, then lost its network.
+    drop(alice);
+    chat(&mut bob, "while-away").await;
+    ping(&mut bob, "routed").await;
+    server.stop();
+
+    let server = ServerProcess::start(&config);
+    let at = endpoint(&server, &data);
+    let mut alice = RawClient::authenticated_to(&at, "alice", "wonderland").await;
+    alice
+        .send(&format!("<resume xmlns='{SM}' previd='{previd}' h='1'/>"))
+        .await;
+    let resumed = alice.expect("/>").await;
+    assert!(resumed.contains("<resumed"), "{resumed}");
+    let mut order = Vec::new();
+    for _ in 0..2 {
+        let stanza = alice.expect_stanza("<body>").await;
+        order.push(attribute(&stanza, "id"));
+    }
+    assert_eq!(order, ["before-2", "while-away"]);
+
+    let mut bob = RawClient::login_to(&at, "bob", "builder", "desk").await;
+    chat(&mut bob, "after").await;
+    let after = alice.expect_stanza("id='after'").await;
+    assert!(after.contains("to='alice@localhost'"), "{after}");
+    alice.send(&format!("<a xmlns='{SM}' h='3'/>")).await;
+    ping(&mut alice, "done").await;
+    assert!(!alice.unread().contains("<body>"), "{}", alice.unread());
+    drop(server);
+}
+
+#[tokio::test]
+async fn a_session_not_resumed_after_the_restart_sends_its_messages_to_offline_storage() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = common::free_port();
+    let config = write_config(dir.path(), port);
+    std::fs::write(
+        &config,
+        std::fs::read_to_string(&config).expect("config")
+            + "\n[stream_management]\nresume_timeout_secs = 0\n",
+    )
+    .expect("config written");
+    add_user(&config, "alice@localhost", "wonderland");
+    add_user(&config, "bob@localhost", "builder");
+    let data = dir.path().join("data");
+
+    let mut server = ServerProcess::start(&config);
+    let at = endpoint(&server, &data);
+    let mut alice = RawClient::login_to(&at, "alice", "wonderland", "phone").await;
+    alice.send("<presence/>").await;
+    alice.expect("/>").await;
+    alice
+        .send(&format!("<enable xmlns='{SM}' resume='true'/>"))
+        .await;
+    alice.expect("/>").await;
+    let mut bob = RawClient::login_to(&at, "bob", "builder", "desk").await;
+    chat(&mut bob, "kept").await;
+    alice.expect_stanza("id='kept'").await;
+    server.stop();
+
+    let server = ServerProcess::start(&config);
+    let at = endpoint(&server, &data);
+    let mut laptop = RawClient::login_to(&at, "alice", "wonderland", "laptop").await;
+    laptop.send("<presence/>").await;
+    let kept = laptop.expect_stanza("id='kept'").await;
+    assert!(kept.contains("<body>kept</body>"), "{kept}");
+    drop(server);
+}
