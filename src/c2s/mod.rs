@@ -1,6 +1,7 @@
 //! Client-to-server connections: negotiation, then one session actor per bound stream.
 
 pub mod acks;
+pub mod bind2;
 pub mod csi;
 pub mod hibernation;
 pub mod negotiation;

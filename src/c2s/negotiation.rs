@@ -10,6 +10,7 @@ use rempart_xep::csi;
 use rempart_xep::element::Element;
 use rempart_xep::ns;
 use rempart_xep::sasl::{channel_binding_types, mechanisms, SaslFailure};
+use rempart_xep::sasl2::{self, Authenticate, UserAgent};
 use rempart_xep::sm::{self, SmElement};
 use rempart_xep::stanza::{error_reply, iq_result, Condition, IqType, StanzaError};
 use rempart_xep::stream::{features, StreamError, StreamErrorCondition, StreamHeader};
@@ -20,6 +21,7 @@ use tokio::time::{timeout, timeout_at, Instant};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use crate::c2s::bind2::{self, DeviceRecord};
 use crate::c2s::resumption::{Lookup, Takeover};
 use crate::c2s::C2sContext;
 use crate::config::ListenerConfig;
@@ -29,6 +31,9 @@ use crate::sasl::channel_binding::ChannelBindings;
 use crate::sasl::{claimed_username, decode_payload, encode_payload, Exchange, SaslOffer, Step};
 use crate::stream::reader::{Incoming, ReadError, XmlReader};
 use crate::stream::writer::XmlWriter;
+
+/// The storage module name of the devices that logged in with SASL2.
+pub const DEVICES: &str = "devices";
 
 /// How negotiation ended without a session.
 #[derive(Debug, thiserror::Error)]
@@ -78,6 +83,19 @@ pub struct Bound {
     pub overflow: CancellationToken,
     /// The domain the client connected to.
     pub host: String,
+    /// Set when the session was bound inline by SASL2: the success the actor still sends.
+    pub greeting: Option<Greeting>,
+}
+
+/// The SASL2 success of a session bound inline (XEP-0386), sent by the session actor once
+/// it has set up what the client asked for with the binding.
+pub struct Greeting {
+    /// The mechanism's additional data.
+    pub additional_data: Vec<u8>,
+    /// What the client asked to set up with the binding (stream management, client state).
+    pub inline: Vec<Element>,
+    /// Outcomes to report beside the binding (a failed inline resumption).
+    pub extra: Vec<Element>,
 }
 
 struct Stream {
@@ -118,8 +136,49 @@ pub async fn negotiate(
     let tls = transport.is_tls();
     let stream = open(transport, ctx, tls);
     let secured = negotiation.secure(stream).await?;
-    let (stream, user) = negotiation.authenticate(secured).await?;
-    negotiation.bind(stream, user).await
+    match negotiation.authenticate(secured).await? {
+        Authenticated::Restarted(stream, user) => negotiation.bind(stream, user).await,
+        Authenticated::Sasl2(stream, success) => negotiation.after_sasl2(stream, *success).await,
+    }
+}
+
+/// How authentication ended.
+enum Authenticated {
+    /// SASL (RFC 6120 §6): the stream was restarted; binding comes next.
+    Restarted(Stream, BareJid),
+    /// SASL2 (XEP-0388): no restart; the success is still to be sent, with what the client
+    /// asked to be done inline.
+    Sasl2(Stream, Box<Sasl2Success>),
+}
+
+/// A SASL2 exchange that succeeded.
+struct Sasl2Success {
+    user: BareJid,
+    additional_data: Vec<u8>,
+    request: Authenticate,
+}
+
+/// The element names of SASL (RFC 6120) and of SASL2 (XEP-0388): the exchange is the same.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Framing {
+    Sasl1,
+    Sasl2,
+}
+
+impl Framing {
+    fn ns(self) -> &'static str {
+        match self {
+            Framing::Sasl1 => ns::SASL,
+            Framing::Sasl2 => ns::SASL2,
+        }
+    }
+
+    fn failure(self, failure: SaslFailure) -> Element {
+        match self {
+            Framing::Sasl1 => failure.to_element(),
+            Framing::Sasl2 => sasl2::failure(failure),
+        }
+    }
 }
 
 fn open(transport: Transport, ctx: &C2sContext, tls: bool) -> Stream {
@@ -342,11 +401,9 @@ impl Negotiation<'_> {
         Ok(open(Transport::Tls(Box::new(tls)), self.ctx, true))
     }
 
-    /// Stage 2: SASL (RFC 6120 §6). Returns the stream restarted after success.
-    async fn authenticate(
-        &mut self,
-        mut stream: Stream,
-    ) -> Result<(Stream, BareJid), NegotiationEnd> {
+    /// Stage 2: SASL (RFC 6120 §6), restarting the stream after success, or SASL2
+    /// (XEP-0388) over TLS, without a restart.
+    async fn authenticate(&mut self, mut stream: Stream) -> Result<Authenticated, NegotiationEnd> {
         let offer = SaslOffer::new(
             self.bindings.clone(),
             stream.tls,
@@ -357,7 +414,9 @@ impl Negotiation<'_> {
         if !binding_types.is_empty() {
             offered.push(channel_binding_types(binding_types));
         }
-        if !stream.tls {
+        if stream.tls {
+            offered.push(self.sasl2_feature(&offer));
+        } else {
             offered.push(Element::new("starttls", ns::TLS));
         }
         self.send(&mut stream, features(offered)).await?;
@@ -368,6 +427,38 @@ impl Negotiation<'_> {
                 let secured = self.secure(secured).await?;
                 return Box::pin(self.authenticate(secured)).await;
             }
+            if element.is("authenticate", ns::SASL2) && stream.tls {
+                let request = match Authenticate::parse(&element) {
+                    Ok(request) => request,
+                    Err(error) => {
+                        debug!(%error, "malformed SASL2 authenticate");
+                        let failure = sasl2::failure(SaslFailure::MalformedRequest);
+                        self.send(&mut stream, failure).await?;
+                        self.count_failure(&mut stream).await?;
+                        continue;
+                    }
+                };
+                let (mechanism, initial) =
+                    (request.mechanism.clone(), request.initial_response.clone());
+                let outcome = self
+                    .run_sasl(&mut stream, &offer, Framing::Sasl2, mechanism, initial)
+                    .await?;
+                match outcome {
+                    Some((user, additional_data)) => {
+                        info!(jid = %user, "authenticated with SASL2");
+                        let success = Sasl2Success {
+                            user,
+                            additional_data,
+                            request,
+                        };
+                        return Ok(Authenticated::Sasl2(stream, Box::new(success)));
+                    }
+                    None => {
+                        self.count_failure(&mut stream).await?;
+                        continue;
+                    }
+                }
+            }
             if !element.is("auth", ns::SASL) {
                 let error = StreamError::with_text(
                     StreamErrorCondition::NotAuthorized,
@@ -375,8 +466,25 @@ impl Negotiation<'_> {
                 );
                 return Err(self.fatal(&mut stream, error).await);
             }
-            match self.run_sasl(&mut stream, &offer, &element).await? {
-                Some(user) => {
+            let mechanism = element.get_attr("mechanism").unwrap_or_default().to_owned();
+            let initial = match decode_payload(&element.text_content()) {
+                Ok(input) if input.is_empty() => None,
+                Ok(input) => Some(input),
+                Err(failure) => {
+                    self.send(&mut stream, Framing::Sasl1.failure(failure))
+                        .await?;
+                    self.count_failure(&mut stream).await?;
+                    continue;
+                }
+            };
+            let outcome = self
+                .run_sasl(&mut stream, &offer, Framing::Sasl1, mechanism, initial)
+                .await?;
+            match outcome {
+                Some((user, additional_data)) => {
+                    let success =
+                        Element::new("success", ns::SASL).text(encode_payload(&additional_data));
+                    self.send(&mut stream, success).await?;
                     info!(jid = %user, "authenticated");
                     let mut restarted = Stream {
                         reader: stream.reader.restart(),
@@ -384,66 +492,68 @@ impl Negotiation<'_> {
                         tls: stream.tls,
                     };
                     self.open_stream(&mut restarted).await?;
-                    return Ok((restarted, user));
+                    return Ok(Authenticated::Restarted(restarted, user));
                 }
-                None => {
-                    self.sasl_failures += 1;
-                    if self.sasl_failures >= self.ctx.router.config.auth.max_failures_per_stream {
-                        let error = StreamError::with_text(
-                            StreamErrorCondition::PolicyViolation,
-                            "too many failed authentication attempts",
-                        );
-                        return Err(self.fatal(&mut stream, error).await);
-                    }
-                }
+                None => self.count_failure(&mut stream).await?,
             }
         }
     }
 
-    async fn sasl_failure(
+    /// Counts a failed attempt; too many end the stream.
+    async fn count_failure(&mut self, stream: &mut Stream) -> Result<(), NegotiationEnd> {
+        self.sasl_failures += 1;
+        if self.sasl_failures >= self.ctx.router.config.auth.max_failures_per_stream {
+            let error = StreamError::with_text(
+                StreamErrorCondition::PolicyViolation,
+                "too many failed authentication attempts",
+            );
+            return Err(self.fatal(stream, error).await);
+        }
+        Ok(())
+    }
+
+    async fn sasl_failure<T>(
         &self,
         stream: &mut Stream,
+        framing: Framing,
         failure: SaslFailure,
-    ) -> Result<Option<BareJid>, NegotiationEnd> {
-        self.send(stream, failure.to_element()).await?;
+    ) -> Result<Option<T>, NegotiationEnd> {
+        self.send(stream, framing.failure(failure)).await?;
         Ok(None)
     }
 
-    /// One SASL exchange; `None` when it failed (the failure was sent).
+    /// One SASL exchange; on success the user and the mechanism's additional data (the
+    /// caller sends the success), `None` when it failed (the failure was sent).
     async fn run_sasl(
         &self,
         stream: &mut Stream,
         offer: &SaslOffer,
-        auth: &Element,
-    ) -> Result<Option<BareJid>, NegotiationEnd> {
-        let Some(mechanism) = auth.get_attr("mechanism").map(str::to_owned) else {
-            return self
-                .sasl_failure(stream, SaslFailure::InvalidMechanism)
-                .await;
-        };
+        framing: Framing,
+        mechanism: String,
+        initial: Option<Vec<u8>>,
+    ) -> Result<Option<(BareJid, Vec<u8>)>, NegotiationEnd> {
         if !offer.mechanism_names().contains(&mechanism.as_str()) {
             return self
-                .sasl_failure(stream, SaslFailure::InvalidMechanism)
+                .sasl_failure(stream, framing, SaslFailure::InvalidMechanism)
                 .await;
         }
-        let mut input = match decode_payload(&auth.text_content()) {
-            Ok(input) => input,
-            Err(failure) => return self.sasl_failure(stream, failure).await,
+        let mut input = match initial {
+            Some(input) => input,
+            None => match self.challenge(stream, framing, &[]).await? {
+                Ok(data) => data,
+                Err(failure) => return self.sasl_failure(stream, framing, failure).await,
+            },
         };
-        if input.is_empty() {
-            match self.challenge(stream, &[]).await? {
-                Ok(data) => input = data,
-                Err(failure) => return self.sasl_failure(stream, failure).await,
-            }
-        }
         let host = self.host.clone().unwrap_or_default();
         let Some(claim) = claimed_username(&mechanism, &input) else {
             return self
-                .sasl_failure(stream, SaslFailure::MalformedRequest)
+                .sasl_failure(stream, framing, SaslFailure::MalformedRequest)
                 .await;
         };
         let Ok(user) = BareJid::new(&format!("{}@{host}", claim.username)) else {
-            return self.sasl_failure(stream, SaslFailure::NotAuthorized).await;
+            return self
+                .sasl_failure(stream, framing, SaslFailure::NotAuthorized)
+                .await;
         };
         // Counted before the exchange, so that parallel connections share one budget.
         let throttle = &self.ctx.auth_throttle;
@@ -452,7 +562,7 @@ impl Negotiation<'_> {
             Err(throttled) => {
                 info!(jid = %user, %throttled, "authentication refused before the exchange");
                 return self
-                    .sasl_failure(stream, SaslFailure::TemporaryAuthFailure)
+                    .sasl_failure(stream, framing, SaslFailure::TemporaryAuthFailure)
                     .await;
             }
         };
@@ -462,7 +572,7 @@ impl Negotiation<'_> {
                 warn!(%error, "account lookup failed");
                 throttle.withdrawn(&ticket);
                 return self
-                    .sasl_failure(stream, SaslFailure::TemporaryAuthFailure)
+                    .sasl_failure(stream, framing, SaslFailure::TemporaryAuthFailure)
                     .await;
             }
         };
@@ -471,7 +581,7 @@ impl Negotiation<'_> {
                 Ok(exchange) => exchange,
                 Err(failure) => {
                     throttle.withdrawn(&ticket);
-                    return self.sasl_failure(stream, failure).await;
+                    return self.sasl_failure(stream, framing, failure).await;
                 }
             };
         loop {
@@ -483,19 +593,17 @@ impl Negotiation<'_> {
             .map_err(|_| NegotiationEnd::Closed("authentication task failed".into()))?;
             exchange = returned;
             match step {
-                Step::Challenge(data) => match self.challenge(stream, &data).await? {
+                Step::Challenge(data) => match self.challenge(stream, framing, &data).await? {
                     Ok(data) => input = data,
-                    Err(failure) => return self.sasl_failure(stream, failure).await,
+                    Err(failure) => return self.sasl_failure(stream, framing, failure).await,
                 },
                 Step::Success(data) => {
                     throttle.succeeded(&ticket);
-                    let success = Element::new("success", ns::SASL).text(encode_payload(&data));
-                    self.send(stream, success).await?;
-                    return Ok(Some(user));
+                    return Ok(Some((user, data)));
                 }
                 Step::Failure(failure) => {
                     info!(jid = %user, mechanism, "authentication failed");
-                    return self.sasl_failure(stream, failure).await;
+                    return self.sasl_failure(stream, framing, failure).await;
                 }
             }
         }
@@ -506,21 +614,28 @@ impl Negotiation<'_> {
     async fn challenge(
         &self,
         stream: &mut Stream,
+        framing: Framing,
         data: &[u8],
     ) -> Result<Result<Vec<u8>, SaslFailure>, NegotiationEnd> {
-        self.send(
-            stream,
-            Element::new("challenge", ns::SASL).text(encode_payload(data)),
-        )
-        .await?;
+        let challenge = match framing {
+            Framing::Sasl1 => Element::new("challenge", ns::SASL).text(encode_payload(data)),
+            Framing::Sasl2 => sasl2::challenge(data),
+        };
+        self.send(stream, challenge).await?;
         let response = self.next_element(stream).await?;
-        if response.is("abort", ns::SASL) {
+        if response.is("abort", framing.ns()) {
             return Ok(Err(SaslFailure::Aborted));
         }
-        if !response.is("response", ns::SASL) {
+        if !response.is("response", framing.ns()) {
             return Ok(Err(SaslFailure::MalformedRequest));
         }
-        Ok(decode_payload(&response.text_content()))
+        match framing {
+            Framing::Sasl1 => Ok(decode_payload(&response.text_content())),
+            Framing::Sasl2 => {
+                Ok(sasl2::decode(&response.text_content())
+                    .map_err(|_| SaslFailure::MalformedRequest))
+            }
+        }
     }
 
     /// Stage 3: resource binding (RFC 6120 §7), or resumption of a session (XEP-0198 §5).
@@ -554,6 +669,7 @@ impl Negotiation<'_> {
                                 reader: stream.reader,
                                 writer: stream.writer,
                                 h,
+                                sasl2: None,
                             },
                         }));
                     }
@@ -585,9 +701,7 @@ impl Negotiation<'_> {
                 self.send(&mut stream, reply).await?;
                 continue;
             };
-            let (handle, inbox, overflow) =
-                SessionHandle::new(full.clone(), router.config.limits.session_queue);
-            router.register_session(handle.clone());
+            let (handle, inbox, overflow) = self.register(full.clone());
             let result = iq_result(
                 &element,
                 Some(
@@ -606,7 +720,118 @@ impl Negotiation<'_> {
                 inbox,
                 overflow,
                 host: self.host.clone().unwrap_or_default(),
+                greeting: None,
             }));
+        }
+    }
+
+    /// Registers a new session for `full`.
+    fn register(
+        &self,
+        full: FullJid,
+    ) -> (
+        SessionHandle,
+        mpsc::Receiver<SessionCommand>,
+        CancellationToken,
+    ) {
+        let router = &self.ctx.router;
+        let (handle, inbox, overflow) =
+            SessionHandle::new(full, router.config.limits.session_queue);
+        router.register_session(handle.clone());
+        (handle, inbox, overflow)
+    }
+
+    /// The SASL2 stream feature: the same mechanisms as SASL, with Bind 2 and stream
+    /// management resumption inline.
+    fn sasl2_feature(&self, offer: &SaslOffer) -> Element {
+        let mut bind_inline = vec![ns::CSI];
+        let mut inline = Vec::new();
+        if self.ctx.router.config.stream_management.enabled {
+            bind_inline.push(ns::SM);
+            inline.push(sm::feature());
+        }
+        inline.insert(0, sasl2::bind_feature(bind_inline));
+        sasl2::feature(offer.mechanism_names(), inline)
+    }
+
+    /// After a SASL2 success: resume inline, bind inline, or send the success and go on to
+    /// binding on the same stream.
+    async fn after_sasl2(
+        &mut self,
+        mut stream: Stream,
+        success: Sasl2Success,
+    ) -> Result<Negotiated, NegotiationEnd> {
+        let Sasl2Success {
+            user,
+            additional_data,
+            request,
+        } = success;
+        self.record_device(&user, &request.user_agent).await;
+        let mut extra = Vec::new();
+        let sm_enabled = self.ctx.router.config.stream_management.enabled;
+        if let Some(resume) = request.resume.as_ref().filter(|_| sm_enabled) {
+            match self.find_resumable(&user, resume) {
+                Ok((jid, previd, takeover, h)) => {
+                    return Ok(Negotiated::Resume(Resume {
+                        jid,
+                        previd,
+                        takeover,
+                        connection: Takeover {
+                            reader: stream.reader,
+                            writer: stream.writer,
+                            h,
+                            sasl2: Some(additional_data),
+                        },
+                    }));
+                }
+                Err(failed) => extra.push(failed),
+            }
+        }
+        if let Some(bind) = request.bind {
+            let resource = bind2::resource(bind.tag.as_deref(), request.user_agent.id.as_deref());
+            let Ok(full) = FullJid::new(&format!("{user}/{resource}")) else {
+                let failure = sasl2::failure(SaslFailure::TemporaryAuthFailure);
+                self.send(&mut stream, failure).await?;
+                return Err(NegotiationEnd::Closed("no valid resource".into()));
+            };
+            let (handle, inbox, overflow) = self.register(full);
+            return Ok(Negotiated::Bound(Bound {
+                reader: stream.reader,
+                writer: stream.writer,
+                handle,
+                inbox,
+                overflow,
+                host: self.host.clone().unwrap_or_default(),
+                greeting: Some(Greeting {
+                    additional_data,
+                    inline: bind.inline,
+                    extra,
+                }),
+            }));
+        }
+        let success = sasl2::success(&additional_data, user.as_str(), extra);
+        self.send(&mut stream, success).await?;
+        self.bind(stream, user).await
+    }
+
+    /// Remembers the device a SASL2 client named, so the user and admins can see it.
+    async fn record_device(&self, user: &BareJid, agent: &UserAgent) {
+        let Some(id) = agent.id.as_deref() else {
+            return;
+        };
+        let record = DeviceRecord {
+            software: agent.software.clone(),
+            device: agent.device.clone(),
+            last_login: time::OffsetDateTime::now_utc().unix_timestamp(),
+        };
+        let store = self
+            .ctx
+            .router
+            .storage
+            .map::<DeviceRecord>(user.domain().as_str(), DEVICES);
+        let name = user.node().map(|n| n.as_str()).unwrap_or_default();
+        if let Err(error) = store.set(name, id, &record).await {
+            warn!(%error, "the device record could not be written");
         }
     }
 
@@ -618,19 +843,30 @@ impl Negotiation<'_> {
         user: &BareJid,
         element: &Element,
     ) -> Result<Option<(FullJid, String, mpsc::Sender<Takeover>, u32)>, NegotiationEnd> {
-        let (previd, h) = match SmElement::parse(element) {
-            Ok(SmElement::Resume { previd, h }) => (previd, h),
-            _ => {
-                let failed = SmElement::Failed {
-                    h: None,
-                    condition: Some(Condition::BadRequest),
-                };
-                self.send(stream, failed.to_element()).await?;
-                return Ok(None);
+        match self.find_resumable(user, element) {
+            Ok(found) => Ok(Some(found)),
+            Err(failed) => {
+                self.send(stream, failed).await?;
+                Ok(None)
             }
+        }
+    }
+
+    /// The live session a `<resume/>` names, or the `<failed/>` to answer.
+    fn find_resumable(
+        &self,
+        user: &BareJid,
+        element: &Element,
+    ) -> Result<(FullJid, String, mpsc::Sender<Takeover>, u32), Element> {
+        let Ok(SmElement::Resume { previd, h }) = SmElement::parse(element) else {
+            let failed = SmElement::Failed {
+                h: None,
+                condition: Some(Condition::BadRequest),
+            };
+            return Err(failed.to_element());
         };
         let handled = match self.ctx.resumptions.find(&previd, user) {
-            Lookup::Live { jid, takeover } => return Ok(Some((jid, previd, takeover, h))),
+            Lookup::Live { jid, takeover } => return Ok((jid, previd, takeover, h)),
             Lookup::Ended { handled } => Some(handled),
             Lookup::Unknown => None,
         };
@@ -639,8 +875,7 @@ impl Negotiation<'_> {
             h: handled,
             condition: Some(Condition::ItemNotFound),
         };
-        self.send(stream, failed.to_element()).await?;
-        Ok(None)
+        Err(failed.to_element())
     }
 }
 

@@ -22,6 +22,9 @@ pub struct Takeover {
     pub writer: XmlWriter<WriteHalf<Transport>>,
     /// The stanzas the client says it handled on the former stream.
     pub h: u32,
+    /// When the resumption came inline with SASL2 (XEP-0388): the mechanism's additional
+    /// data, for the `<success/>` that carries `<resumed/>`.
+    pub sasl2: Option<Vec<u8>>,
 }
 
 /// What the server knows of an SM-ID a client wants to resume.

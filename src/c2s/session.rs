@@ -14,6 +14,7 @@ use jid::FullJid;
 use rempart_xep::csi::ClientState;
 use rempart_xep::element::Element;
 use rempart_xep::ns;
+use rempart_xep::sasl2;
 use rempart_xep::sm::{self, SmElement};
 use rempart_xep::stanza::{iq_result, Condition, IqType, StanzaKind};
 use rempart_xep::stream::{StreamError, StreamErrorCondition};
@@ -28,7 +29,7 @@ use tracing::{debug, info, warn};
 use crate::c2s::acks::Acks;
 use crate::c2s::csi::HeldStanzas;
 use crate::c2s::hibernation::{self, SavedSession};
-use crate::c2s::negotiation::{Bound, Resume};
+use crate::c2s::negotiation::{Bound, Greeting, Resume};
 use crate::c2s::resumption::Takeover;
 use crate::c2s::C2sContext;
 use crate::net::transport::Transport;
@@ -145,9 +146,14 @@ pub async fn run(ctx: Arc<C2sContext>, bound: Bound) {
         inbox,
         overflow,
         host,
+        greeting,
     } = bound;
-    let session = Session::new(ctx, handle, host, Some(Connection::attach(reader, writer)));
-    session.serve(inbox, &overflow).await;
+    let mut session = Session::new(ctx, handle, host, Some(Connection::attach(reader, writer)));
+    let greeted = match greeting {
+        Some(greeting) => session.greet(greeting).await,
+        None => None,
+    };
+    session.serve(inbox, &overflow, greeted).await;
 }
 
 /// Brings back a session saved at shutdown, detached, for its client to resume.
@@ -188,7 +194,7 @@ pub async fn restore(ctx: Arc<C2sContext>, jid: FullJid, saved: SavedSession) {
         ack_requested: false,
     });
     info!("session restored, waiting to be resumed");
-    session.serve(inbox, &overflow).await;
+    session.serve(inbox, &overflow, None).await;
 }
 
 /// Hands a resuming connection to its session; when the session ended in the meantime the
@@ -246,12 +252,17 @@ impl Session {
         }
     }
 
-    /// The actor's loop, to the session's end.
+    /// The actor's loop, to the session's end (at once when it already ended).
     async fn serve(
         mut self,
         mut inbox: mpsc::Receiver<SessionCommand>,
         overflow: &CancellationToken,
+        ended: Option<Exit>,
     ) {
+        if let Some(exit) = ended {
+            self.end(exit, &mut inbox).await;
+            return;
+        }
         let exit = loop {
             let wake = self.wait(&mut inbox, overflow).await;
             if let Some(exit) = self.on(wake).await {
@@ -485,12 +496,21 @@ impl Session {
     }
 
     async fn enable(&mut self, resume: bool) -> Option<Exit> {
+        match self.start_stream_management(resume) {
+            Ok(enabled) => self.send_nonza(enabled).await,
+            Err(condition) => self.refuse(condition).await,
+        }
+    }
+
+    /// Starts counting (and, with `resume`, makes the session resumable); the `<enabled/>`
+    /// to send, or why it cannot be done.
+    fn start_stream_management(&mut self, resume: bool) -> Result<Element, Condition> {
         let config = &self.ctx.router.config.stream_management;
         if !config.enabled {
-            return self.refuse(Condition::FeatureNotImplemented).await;
+            return Err(Condition::FeatureNotImplemented);
         }
         if self.managed.is_some() {
-            return self.refuse(Condition::UnexpectedRequest).await;
+            return Err(Condition::UnexpectedRequest);
         }
         let max = config.resume_timeout_secs;
         let resumable = resume.then(|| {
@@ -510,7 +530,37 @@ impl Session {
             resumable,
             ack_requested: false,
         });
-        self.send_nonza(enabled.to_element()).await
+        Ok(enabled.to_element())
+    }
+
+    /// Sends the SASL2 success of a session bound inline (XEP-0386), after setting up what
+    /// the client asked for with the binding.
+    async fn greet(&mut self, greeting: Greeting) -> Option<Exit> {
+        let mut enabled = Vec::new();
+        for element in &greeting.inline {
+            if let Ok(SmElement::Enable { resume, .. }) = SmElement::parse(element) {
+                match self.start_stream_management(resume) {
+                    Ok(element) => enabled.push(element),
+                    Err(condition) => enabled.push(
+                        SmElement::Failed {
+                            h: None,
+                            condition: Some(condition),
+                        }
+                        .to_element(),
+                    ),
+                }
+            } else if let Some(state) = ClientState::parse(element) {
+                let inactive = state == ClientState::Inactive;
+                self.handle.status.set_inactive(inactive);
+                self.held.set_inactive(inactive);
+            }
+        }
+        let mut inline = vec![sasl2::bound(enabled)];
+        inline.extend(greeting.extra);
+        let jid = self.handle.jid.to_string();
+        info!("bound with SASL2");
+        self.send_nonza(sasl2::success(&greeting.additional_data, &jid, inline))
+            .await
     }
 
     /// The connection is gone: a resumable session waits for a new one, any other ends.
@@ -564,7 +614,12 @@ impl Session {
     /// A new connection takes the session over: what the client acknowledged leaves the
     /// queue, the rest is sent again in order after `<resumed/>`.
     async fn resume(&mut self, takeover: Takeover) -> Option<Exit> {
-        let Takeover { reader, writer, h } = takeover;
+        let Takeover {
+            reader,
+            writer,
+            h,
+            sasl2: sasl2_data,
+        } = takeover;
         self.connection = Some(Connection::attach(reader, writer));
         self.handle.status.set_attached(true);
         self.probe = None;
@@ -587,7 +642,14 @@ impl Session {
         };
         let again: Vec<Element> = managed.acks.unacked().cloned().collect();
         info!(resent = again.len(), "session resumed");
-        if let Some(exit) = self.send_nonza(resumed.to_element()).await {
+        let announcement = match sasl2_data {
+            Some(data) => {
+                let jid = self.handle.jid.to_string();
+                sasl2::success(&data, &jid, vec![resumed.to_element()])
+            }
+            None => resumed.to_element(),
+        };
+        if let Some(exit) = self.send_nonza(announcement).await {
             return Some(exit);
         }
         for stanza in &again {

@@ -549,6 +549,48 @@ impl RawClient {
         }
     }
 
+    /// Runs SCRAM-SHA-256-PLUS over SASL2 (XEP-0388), with `inline` XML (user agent, Bind 2,
+    /// resumption) inside `<authenticate/>`; returns the whole `<success/>` (after checking the
+    /// server's signature) or `<failure/>`.
+    pub async fn authenticate_sasl2(&mut self, user: &str, password: &str, inline: &str) -> String {
+        let binding = ChannelBinding::TlsExporter(self.exporter.clone().expect("TLS 1.3"));
+        let mut client = Scram::<Sha256>::new(user, password.to_owned(), binding).expect("scram");
+        let b64 = base64::engine::general_purpose::STANDARD;
+        self.send(&format!(
+            "<authenticate xmlns='urn:xmpp:sasl:2' mechanism='SCRAM-SHA-256-PLUS'><initial-response>{}</initial-response>{inline}</authenticate>",
+            b64.encode(client.initial())
+        ))
+        .await;
+        loop {
+            let text = self.expect(">").await;
+            if text.contains("<challenge") {
+                let body = self.expect("</challenge>").await;
+                let data = b64
+                    .decode(body.trim_end_matches("</challenge>"))
+                    .expect("challenge base64");
+                let response = client.response(&data).expect("client accepts challenge");
+                self.send(&format!(
+                    "<response xmlns='urn:xmpp:sasl:2'>{}</response>",
+                    b64.encode(response)
+                ))
+                .await;
+            } else if text.contains("<success") {
+                let body = self.expect("</success>").await;
+                let data = body
+                    .split("<additional-data>")
+                    .nth(1)
+                    .and_then(|rest| rest.split("</additional-data>").next())
+                    .expect("additional data");
+                let data = b64.decode(data).expect("additional data base64");
+                client.success(&data).expect("server signature verifies");
+                return format!("{text}{body}");
+            } else if text.contains("<failure") {
+                let body = self.expect("</failure>").await;
+                return format!("{text}{body}");
+            }
+        }
+    }
+
     /// Binds a resource after authentication; returns the bound JID.
     pub async fn bind(&mut self, resource: Option<&str>) -> String {
         let request = match resource {

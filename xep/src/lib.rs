@@ -21,6 +21,7 @@ pub mod push;
 pub mod roster;
 pub mod rsm;
 pub mod sasl;
+pub mod sasl2;
 pub mod sm;
 pub mod stanza;
 pub mod stanza_id;

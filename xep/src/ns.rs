@@ -46,6 +46,10 @@ pub const OFFLINE: &str = "msgoffline";
 pub const HINTS: &str = "urn:xmpp:hints";
 /// XEP-0440 SASL channel-binding type capability.
 pub const SASL_CB: &str = "urn:xmpp:sasl-cb:0";
+/// XEP-0388 Extensible SASL Profile.
+pub const SASL2: &str = "urn:xmpp:sasl:2";
+/// XEP-0386 Bind 2.
+pub const BIND2: &str = "urn:xmpp:bind:0";
 /// XEP-0004 data forms.
 pub const DATA_FORMS: &str = "jabber:x:data";
 /// XEP-0049 private XML storage.

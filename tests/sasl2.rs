@@ -1,0 +1,208 @@
+//! XEP-0388 SASL2 with XEP-0386 Bind 2 on the wire: one round trip from TLS to a bound,
+//! stream-managed session, and inline resumption.
+
+mod common;
+
+use common::{RawClient, TestServer};
+
+const SM: &str = "urn:xmpp:sm:3";
+const AGENT: &str = "<user-agent id='3c9d1f9e-1111-4c1e-9d3e-0123456789ab'><software>Phone</software><device>Pixel</device></user-agent>";
+
+fn attribute(xml: &str, name: &str) -> String {
+    let marker = format!(" {name}='");
+    let start = xml
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no {name} in {xml}"))
+        + marker.len();
+    xml[start..]
+        .split('\'')
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+fn text_of(xml: &str, element: &str) -> String {
+    xml.split(&format!("<{element}>"))
+        .nth(1)
+        .and_then(|rest| rest.split(&format!("</{element}>")).next())
+        .unwrap_or_else(|| panic!("no {element} in {xml}"))
+        .to_owned()
+}
+
+async fn server() -> TestServer {
+    let server = TestServer::start().await;
+    server.add_user("alice@localhost", "wonderland").await;
+    server.add_user("bob@localhost", "builder").await;
+    server
+}
+
+#[tokio::test]
+async fn sasl2_is_offered_over_tls_with_bind2_and_resumption_inline() {
+    let server = server().await;
+    let (_client, features) = RawClient::secured(&server).await;
+    assert!(
+        features.contains("<authentication xmlns='urn:xmpp:sasl:2'>"),
+        "{features}"
+    );
+    assert!(
+        features.contains("<mechanism>SCRAM-SHA-256-PLUS</mechanism>"),
+        "{features}"
+    );
+    assert!(
+        features.contains("<bind xmlns='urn:xmpp:bind:0'>"),
+        "{features}"
+    );
+    assert!(
+        features.contains(&format!("<feature var='{SM}'/>")),
+        "{features}"
+    );
+}
+
+#[tokio::test]
+async fn sasl2_without_bind_authenticates_and_offers_binding_on_the_same_stream() {
+    let server = server().await;
+    let (mut client, _) = RawClient::secured(&server).await;
+    let success = client
+        .authenticate_sasl2("alice", "wonderland", AGENT)
+        .await;
+    assert!(success.contains("<success"), "{success}");
+    assert_eq!(
+        text_of(&success, "authorization-identifier"),
+        "alice@localhost"
+    );
+    let features = client.expect("</stream:features>").await;
+    assert!(
+        features.contains("urn:ietf:params:xml:ns:xmpp-bind"),
+        "{features}"
+    );
+    assert_eq!(client.bind(Some("legacy")).await, "alice@localhost/legacy");
+}
+
+#[tokio::test]
+async fn bind2_binds_a_stable_resource_with_stream_management_in_one_round_trip() {
+    let server = server().await;
+    let inline = format!(
+        "{AGENT}<bind xmlns='urn:xmpp:bind:0'><tag>Phone</tag><enable xmlns='{SM}' resume='true'/></bind>"
+    );
+    let (mut first, _) = RawClient::secured(&server).await;
+    let success = first
+        .authenticate_sasl2("alice", "wonderland", &inline)
+        .await;
+    assert!(
+        success.contains("<bound xmlns='urn:xmpp:bind:0'>"),
+        "{success}"
+    );
+    assert!(success.contains("<enabled"), "{success}");
+    assert!(success.contains("resume='true'"), "{success}");
+    let jid = text_of(&success, "authorization-identifier");
+    assert!(jid.starts_with("alice@localhost/Phone."), "{jid}");
+
+    // The session works at once: no stream restart, no features, no bind IQ.
+    let pong = first
+        .iq(
+            "p1",
+            "<iq type='get' id='p1'><ping xmlns='urn:xmpp:ping'/></iq>",
+        )
+        .await;
+    assert!(pong.contains("type='result'"), "{pong}");
+
+    // The same installation gets the same resource the next time.
+    let (mut second, _) = RawClient::secured(&server).await;
+    let again = second
+        .authenticate_sasl2("alice", "wonderland", &inline)
+        .await;
+    assert_eq!(text_of(&again, "authorization-identifier"), jid);
+}
+
+#[tokio::test]
+async fn a_session_is_resumed_inline_with_sasl2_and_gets_what_it_missed() {
+    let server = server().await;
+    let inline = format!(
+        "{AGENT}<bind xmlns='urn:xmpp:bind:0'><tag>Phone</tag><enable xmlns='{SM}' resume='true'/></bind>"
+    );
+    let (mut phone, _) = RawClient::secured(&server).await;
+    let success = phone
+        .authenticate_sasl2("alice", "wonderland", &inline)
+        .await;
+    let previd = attribute(success.split("<enabled").nth(1).expect("enabled"), "id");
+    let jid = text_of(&success, "authorization-identifier");
+    phone.send("<presence/>").await;
+    phone.expect_stanza(&format!("from='{jid}'")).await;
+    drop(phone);
+
+    let mut bob = RawClient::login(&server, "bob", "builder", "desk").await;
+    bob.send(&format!(
+        "<message to='{jid}' type='chat' id='missed'><body>missed</body></message>"
+    ))
+    .await;
+    bob.iq(
+        "p1",
+        "<iq type='get' id='p1'><ping xmlns='urn:xmpp:ping'/></iq>",
+    )
+    .await;
+
+    let (mut phone, _) = RawClient::secured(&server).await;
+    let resume = format!("{AGENT}<resume xmlns='{SM}' previd='{previd}' h='1'/>");
+    let success = phone
+        .authenticate_sasl2("alice", "wonderland", &resume)
+        .await;
+    assert!(success.contains("<resumed"), "{success}");
+    assert_eq!(text_of(&success, "authorization-identifier"), jid);
+    let missed = phone.expect_stanza("id='missed'").await;
+    assert!(missed.contains("<body>missed</body>"), "{missed}");
+}
+
+#[tokio::test]
+async fn a_failed_inline_resumption_still_authenticates_and_may_bind_inline() {
+    let server = server().await;
+    let inline = format!(
+        "{AGENT}<resume xmlns='{SM}' previd='gone' h='0'/><bind xmlns='urn:xmpp:bind:0'><tag>Phone</tag></bind>"
+    );
+    let (mut client, _) = RawClient::secured(&server).await;
+    let success = client
+        .authenticate_sasl2("alice", "wonderland", &inline)
+        .await;
+    assert!(
+        success.contains("<failed xmlns='urn:xmpp:sm:3'"),
+        "{success}"
+    );
+    assert!(success.contains("<item-not-found"), "{success}");
+    assert!(success.contains("<bound"), "{success}");
+}
+
+#[tokio::test]
+async fn a_wrong_password_over_sasl2_fails_with_not_authorized() {
+    let server = server().await;
+    let (mut client, _) = RawClient::secured(&server).await;
+    let b64 = "biwsbj1hbGljZSxyPWFiY2RlZmdoaWprbG1ub3A=";
+    client
+        .send(&format!(
+            "<authenticate xmlns='urn:xmpp:sasl:2' mechanism='SCRAM-SHA-256'><initial-response>{b64}</initial-response></authenticate>"
+        ))
+        .await;
+    let challenge = client.expect("</challenge>").await;
+    assert!(
+        challenge.contains("<challenge xmlns='urn:xmpp:sasl:2'>"),
+        "{challenge}"
+    );
+    client
+        .send("<response xmlns='urn:xmpp:sasl:2'>Yz1iaXdzLHI9YWJjZGVmZ2hpamtsbW5vcCxwPWJhZA==</response>")
+        .await;
+    let failure = client.expect("</failure>").await;
+    assert!(
+        failure.contains("<failure xmlns='urn:xmpp:sasl:2'>"),
+        "{failure}"
+    );
+    assert!(failure.contains("<not-authorized"), "{failure}");
+}
+
+#[tokio::test]
+async fn a_malformed_authenticate_fails_without_ending_the_stream() {
+    let server = server().await;
+    let (mut client, _) = RawClient::secured(&server).await;
+    client.send("<authenticate xmlns='urn:xmpp:sasl:2'/>").await;
+    let failure = client.expect("</failure>").await;
+    assert!(failure.contains("<malformed-request"), "{failure}");
+    let success = client.authenticate_sasl2("alice", "wonderland", "").await;
+    assert!(success.contains("<success"), "{success}");
+}
