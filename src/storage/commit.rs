@@ -244,3 +244,108 @@ where
         let _ = self.reply.send(outcome);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::ops::Bound;
+
+    use super::*;
+    use crate::storage::backend::{KeyValue, ScanDirection};
+    use crate::storage::memory::MemoryBackend;
+
+    /// A backend whose every commit fails, as a full disk would.
+    struct FullDisk;
+
+    impl Backend for FullDisk {
+        fn get(&self, _: Tree, _: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+            Ok(None)
+        }
+
+        fn scan_range(
+            &self,
+            _: Tree,
+            _: Bound<&[u8]>,
+            _: Bound<&[u8]>,
+            _: ScanDirection,
+            _: Option<usize>,
+        ) -> Result<Vec<KeyValue>, StorageError> {
+            Ok(Vec::new())
+        }
+
+        fn apply(&self, _: &[WriteOp]) -> Result<(), StorageError> {
+            Err(StorageError::Backend("disk full".into()))
+        }
+
+        fn flush(&self) -> Result<(), StorageError> {
+            Ok(())
+        }
+    }
+
+    fn put_job(key: &'static [u8]) -> impl FnOnce(&mut WriteTxn<'_>) -> Result<(), StorageError> {
+        move |txn| {
+            txn.put(Tree::Kv, key.to_vec(), b"v".to_vec());
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failing_commit_answers_every_writer_of_the_batch_with_its_error() {
+        let queue = Arc::new(CommitQueue::start(Arc::new(FullDisk), ArchiveIds::after(0)).unwrap());
+        let writers: Vec<_> = [&b"a"[..], b"b", b"c", b"d"]
+            .into_iter()
+            .map(|key| {
+                let queue = Arc::clone(&queue);
+                tokio::spawn(async move { queue.submit(put_job(key)).await })
+            })
+            .collect();
+        for writer in writers {
+            let answer = writer.await.unwrap();
+            assert!(
+                matches!(&answer, Err(StorageError::Backend(message)) if message == "disk full"),
+                "{answer:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failing_job_loses_its_own_writes_only() {
+        let backend = Arc::new(MemoryBackend::new(&[]));
+        let queue = CommitQueue::start(backend.clone(), ArchiveIds::after(0)).unwrap();
+        let failed = queue.submit(|txn| {
+            txn.put(Tree::Kv, b"refused".to_vec(), b"v".to_vec());
+            Err::<(), _>(StorageError::Codec("bad value".into()))
+        });
+        let (failed, kept) = tokio::join!(failed, queue.submit(put_job(b"kept")));
+        assert!(matches!(failed, Err(StorageError::Codec(_))), "{failed:?}");
+        kept.unwrap();
+        assert_eq!(backend.get(Tree::Kv, b"refused").unwrap(), None);
+        assert_eq!(backend.get(Tree::Kv, b"kept").unwrap(), Some(b"v".to_vec()));
+    }
+
+    #[tokio::test]
+    async fn a_job_reads_the_writes_of_the_jobs_before_it_committed_or_not() {
+        let backend = Arc::new(MemoryBackend::new(&[WriteOp::Put {
+            tree: Tree::Map,
+            key: b"p/b".to_vec(),
+            value: b"2".to_vec(),
+        }]));
+        let queue = CommitQueue::start(backend, ArchiveIds::after(0)).unwrap();
+        let first = queue.submit(|txn| {
+            txn.put(Tree::Map, b"p/a".to_vec(), b"1".to_vec());
+            txn.delete(Tree::Map, b"p/b".to_vec());
+            Ok(())
+        });
+        let second = queue.submit(|txn| {
+            txn.put(Tree::Map, b"p/c".to_vec(), b"3".to_vec());
+            Ok((
+                txn.get(Tree::Map, b"p/a")?,
+                txn.keys_with_prefix(Tree::Map, b"p/")?,
+            ))
+        });
+        let (first, second) = tokio::join!(first, second);
+        first.unwrap();
+        let (read, keys) = second.unwrap();
+        assert_eq!(read, Some(b"1".to_vec()));
+        assert_eq!(keys, [b"p/a".to_vec(), b"p/c".to_vec()]);
+    }
+}
