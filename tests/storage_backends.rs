@@ -8,7 +8,10 @@ use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use rempart::storage::{BackendKind, Storage, StorageError, Tree, WriteOp, SCHEMA_VERSION};
+use rempart::storage::{
+    ArchiveRange, ArchiveStore, ArchiveUsage, BackendKind, EntryTags, ScanDirection, Storage,
+    StorageError, Tree, WriteOp, SCHEMA_VERSION,
+};
 use serde::{Deserialize, Serialize};
 use tempfile::TempDir;
 
@@ -584,9 +587,17 @@ async fn archive_list_is_ascending_and_honours_after_and_limit(kind: BackendKind
     let store = opened.storage.archive::<Note>("example.org", "mam");
     let mut ids = Vec::new();
     for text in ["one", "two", "three", "four"] {
-        ids.push(store.append("alice", &note(text)).await.expect("append"));
+        ids.push(
+            store
+                .append("alice", &note(text), None)
+                .await
+                .expect("append"),
+        );
     }
-    store.append("bob", &note("other")).await.expect("append");
+    store
+        .append("bob", &note("other"), None)
+        .await
+        .expect("append");
     assert!(ids.windows(2).all(|pair| pair[0] < pair[1]), "{ids:?}");
     let all = store.list("alice", None, 100).await.expect("list");
     let texts: Vec<&str> = all.iter().map(|(_, entry)| entry.text.as_str()).collect();
@@ -614,9 +625,9 @@ async fn archive_count_delete_and_delete_all(kind: BackendKind) {
     let store = opened.storage.archive::<u32>("example.org", "offline");
     let mut ids = Vec::new();
     for value in 0..5 {
-        ids.push(store.append("alice", &value).await.expect("append"));
+        ids.push(store.append("alice", &value, None).await.expect("append"));
     }
-    store.append("bob", &9).await.expect("append");
+    store.append("bob", &9, None).await.expect("append");
     assert_eq!(store.count("alice").await.expect("count"), 5);
     store
         .delete("alice", &[ids[1], ids[3], 12345])
@@ -698,7 +709,7 @@ async fn archive_ids_are_unique_under_concurrent_appends(kind: BackendKind) {
             for value in 0..10 {
                 ids.push(
                     store
-                        .append(&format!("user{task}"), &value)
+                        .append(&format!("user{task}"), &value, None)
                         .await
                         .expect("append"),
                 );
@@ -738,7 +749,7 @@ async fn delete_user_removes_everything_of_that_user_only(kind: BackendKind) {
                 .expect("map");
             storage
                 .archive::<u32>(host, module)
-                .append(user, &1)
+                .append(user, &1, None)
                 .await
                 .expect("archive");
         }
@@ -803,6 +814,387 @@ async fn a_nul_byte_in_a_name_is_refused(kind: BackendKind) {
     );
 }
 
+async fn scan_range_reads_both_ways_between_bounds(kind: BackendKind) {
+    use std::ops::Bound::{Excluded, Included, Unbounded};
+    let opened = open(kind);
+    let backend = opened.storage.backend();
+    let batch: Vec<WriteOp> = (0u8..6)
+        .map(|i| put(Tree::Archive, &[b'r', i], &[i]))
+        .collect();
+    backend.apply(&batch).expect("put");
+    let (two, five): (&[u8], &[u8]) = (&[b'r', 2], &[b'r', 5]);
+    let up = backend
+        .scan_range(
+            Tree::Archive,
+            Excluded(two),
+            Included(five),
+            ScanDirection::Ascending,
+            None,
+        )
+        .expect("scan");
+    assert_eq!(keys(&up), [&[b'r', 3][..], &[b'r', 4], &[b'r', 5]]);
+    let down = backend
+        .scan_range(
+            Tree::Archive,
+            Included(two),
+            Excluded(five),
+            ScanDirection::Descending,
+            Some(2),
+        )
+        .expect("scan");
+    assert_eq!(keys(&down), [&[b'r', 4][..], &[b'r', 3]]);
+    let last = backend
+        .scan_range(
+            Tree::Archive,
+            Unbounded,
+            Unbounded,
+            ScanDirection::Descending,
+            Some(1),
+        )
+        .expect("scan");
+    assert_eq!(keys(&last), [&[b'r', 5][..]]);
+    let inverted = backend
+        .scan_range(
+            Tree::Archive,
+            Included(five),
+            Excluded(two),
+            ScanDirection::Ascending,
+            None,
+        )
+        .expect("an inverted range is empty, not an error");
+    assert!(inverted.is_empty());
+}
+
+/// Appends `count` numbered entries for alice, alternating partners a@x and b@x.
+async fn fill(store: &ArchiveStore<u32>, count: u32) -> Vec<u64> {
+    let mut ids = Vec::new();
+    for value in 0..count {
+        let partner = if value % 2 == 0 { "a@x" } else { "b@x" };
+        ids.push(
+            store
+                .append("alice", &value, Some(partner))
+                .await
+                .expect("append"),
+        );
+    }
+    ids
+}
+
+fn values<T: Copy>(entries: &[(u64, T)]) -> Vec<T> {
+    entries.iter().map(|(_, value)| *value).collect()
+}
+
+async fn archive_query_pages_both_ways_within_after_and_before(kind: BackendKind) {
+    let opened = open(kind);
+    let store = opened.storage.archive::<u32>("example.org", "mam");
+    let ids = fill(&store, 10).await;
+    store.append("bob", &99, None).await.expect("append");
+    let newest = store
+        .query(
+            "alice",
+            &ArchiveRange {
+                newest_first: true,
+                limit: 3,
+                ..ArchiveRange::default()
+            },
+        )
+        .await
+        .expect("query");
+    assert_eq!(values(&newest.entries), [9, 8, 7]);
+    assert!(!newest.complete);
+    let older = store
+        .query(
+            "alice",
+            &ArchiveRange {
+                before: Some(newest.entries[2].0),
+                newest_first: true,
+                limit: 10,
+                ..ArchiveRange::default()
+            },
+        )
+        .await
+        .expect("query");
+    assert_eq!(values(&older.entries), [6, 5, 4, 3, 2, 1, 0]);
+    assert!(older.complete);
+    let between = store
+        .query(
+            "alice",
+            &ArchiveRange {
+                after: Some(ids[2]),
+                before: Some(ids[6]),
+                limit: 3,
+                ..ArchiveRange::default()
+            },
+        )
+        .await
+        .expect("query");
+    assert_eq!(values(&between.entries), [3, 4, 5]);
+    assert!(
+        between.complete,
+        "exactly the three entries between the bounds"
+    );
+    let empty = store
+        .query(
+            "alice",
+            &ArchiveRange {
+                after: Some(ids[6]),
+                before: Some(ids[2]),
+                limit: 5,
+                ..ArchiveRange::default()
+            },
+        )
+        .await
+        .expect("an inverted range is empty");
+    assert!(empty.entries.is_empty() && empty.complete);
+}
+
+async fn archive_query_with_a_partner_reads_only_that_conversation(kind: BackendKind) {
+    let opened = open(kind);
+    let store = opened.storage.archive::<u32>("example.org", "mam");
+    let ids = fill(&store, 10).await;
+    let with_b = |after, newest_first| ArchiveRange {
+        after,
+        with: Some("b@x".to_owned()),
+        newest_first,
+        limit: 3,
+        ..ArchiveRange::default()
+    };
+    let newest = store
+        .query("alice", &with_b(None, true))
+        .await
+        .expect("query");
+    assert_eq!(values(&newest.entries), [9, 7, 5]);
+    assert!(!newest.complete);
+    let rest = store
+        .query("alice", &with_b(Some(ids[4]), false))
+        .await
+        .expect("query");
+    assert_eq!(values(&rest.entries), [5, 7, 9]);
+    assert!(rest.complete);
+    store.delete("alice", &[ids[7]]).await.expect("delete");
+    let after_delete = store
+        .query("alice", &with_b(Some(ids[4]), false))
+        .await
+        .expect("query");
+    assert_eq!(values(&after_delete.entries), [5, 9]);
+    let nobody = ArchiveRange {
+        with: Some("c@x".to_owned()),
+        limit: 5,
+        ..ArchiveRange::default()
+    };
+    let none = store.query("alice", &nobody).await.expect("query");
+    assert!(none.entries.is_empty() && none.complete);
+    store.delete_all("alice").await.expect("delete all");
+    let cleared = store
+        .query("alice", &with_b(None, false))
+        .await
+        .expect("query");
+    assert!(cleared.entries.is_empty());
+    let raw = opened
+        .storage
+        .backend()
+        .scan_prefix(
+            Tree::ArchiveByPartner,
+            b"example.org\0mam\0alice\0",
+            None,
+            None,
+        )
+        .expect("scan");
+    assert!(raw.is_empty(), "deleting entries deletes their index keys");
+}
+
+/// The stored size of `value`, as the counters count it.
+fn stored_size(value: u32) -> u64 {
+    serde_json::to_vec(&value).expect("json").len() as u64
+}
+
+async fn archive_counters_follow_appends_and_deletes(kind: BackendKind) {
+    let opened = open(kind);
+    let store = opened.storage.archive::<u32>("example.org", "mam");
+    let ids = fill(&store, 12).await;
+    let all: u64 = (0..12).map(stored_size).sum();
+    assert_eq!(
+        store.usage("alice", None).await.expect("usage"),
+        ArchiveUsage {
+            entries: 12,
+            bytes: all
+        }
+    );
+    assert_eq!(
+        store
+            .usage("alice", Some("a@x"))
+            .await
+            .expect("usage")
+            .entries,
+        6
+    );
+    store
+        .delete("alice", &[ids[10], ids[11], ids[11], 42])
+        .await
+        .expect("delete");
+    assert_eq!(
+        store.usage("alice", None).await.expect("usage"),
+        ArchiveUsage {
+            entries: 10,
+            bytes: all - stored_size(10) - stored_size(11)
+        }
+    );
+    assert_eq!(store.count("alice").await.expect("count"), 10);
+    assert_eq!(
+        store
+            .usage("alice", Some("b@x"))
+            .await
+            .expect("usage")
+            .entries,
+        5
+    );
+    store.delete_all("alice").await.expect("delete all");
+    assert_eq!(
+        store.usage("alice", None).await.expect("usage"),
+        ArchiveUsage::default()
+    );
+    assert_eq!(
+        store.usage("alice", Some("a@x")).await.expect("usage"),
+        ArchiveUsage::default()
+    );
+}
+
+async fn archive_append_if_sees_the_partner_and_class_it_would_join(kind: BackendKind) {
+    let opened = open(kind);
+    let store = opened.storage.archive::<u32>("example.org", "offline");
+    let stranger = |partner: &str| EntryTags {
+        partner: Some(partner.to_owned()),
+        class: Some("stranger".to_owned()),
+    };
+    // At most two entries per partner and three strangers' entries in all, checked by many
+    // writers at once: the checks see the writes queued before them in the same batch.
+    let mut tasks = Vec::new();
+    for value in 0..12u32 {
+        let store = store.clone();
+        let tags = stranger(if value % 3 == 0 { "a@x" } else { "b@x" });
+        tasks.push(tokio::spawn(async move {
+            store
+                .append_if("alice", &value, tags, |held| {
+                    held.partner.entries < 2 && held.class.entries < 3
+                })
+                .await
+        }));
+    }
+    let mut written = 0;
+    for task in tasks {
+        if task.await.expect("task").expect("append").is_some() {
+            written += 1;
+        }
+    }
+    assert_eq!(written, 3);
+    assert_eq!(store.count("alice").await.expect("count"), 3);
+    assert!(
+        store
+            .usage("alice", Some("a@x"))
+            .await
+            .expect("usage")
+            .entries
+            <= 2
+    );
+    let held_seen = store
+        .append_if("alice", &7, EntryTags::default(), |held| {
+            held.user.entries == 3 && held.partner.entries == 0 && held.entry_bytes == 1
+        })
+        .await
+        .expect("append");
+    assert!(
+        held_seen.is_some(),
+        "an entry without tags sees only the user's total"
+    );
+}
+
+async fn a_failing_check_answers_only_its_writer(kind: BackendKind) {
+    let opened = open(kind);
+    let store = opened.storage.archive::<u32>("example.org", "mam");
+    let mut tasks = Vec::new();
+    for value in 0..30u32 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            store
+                .append_if("alice", &value, EntryTags::default(), move |_| {
+                    assert!(value != 13, "a check that fails hard");
+                    value % 5 != 0
+                })
+                .await
+        }));
+    }
+    let mut outcomes = Vec::new();
+    for task in tasks {
+        outcomes.push(task.await.expect("task"));
+    }
+    for (value, outcome) in outcomes.iter().enumerate() {
+        match value {
+            13 => assert!(
+                matches!(outcome, Err(StorageError::TaskFailed)),
+                "{outcome:?}"
+            ),
+            value if value % 5 == 0 => assert!(matches!(outcome, Ok(None)), "{outcome:?}"),
+            _ => assert!(matches!(outcome, Ok(Some(_))), "{value}: {outcome:?}"),
+        }
+    }
+    let stored = store.list("alice", None, 100).await.expect("list");
+    let expected: Vec<u32> = (0..30)
+        .filter(|value| value % 5 != 0 && *value != 13)
+        .collect();
+    let mut got = values(&stored);
+    got.sort_unstable();
+    assert_eq!(got, expected);
+    assert_eq!(store.count("alice").await.expect("count"), expected.len());
+}
+
+async fn many_concurrent_writers_are_all_answered_and_read_back(kind: BackendKind) {
+    let opened = open(kind);
+    let storage = &opened.storage;
+    let mut tasks = Vec::new();
+    for task in 0..50u32 {
+        let storage = storage.clone();
+        tasks.push(tokio::spawn(async move {
+            let user = format!("user{task}");
+            let archive = storage.archive::<u32>("example.org", "mam");
+            let mut ids = Vec::new();
+            for value in 0..20 {
+                ids.push(
+                    archive
+                        .append(&user, &value, Some("peer@x"))
+                        .await
+                        .expect("append"),
+                );
+            }
+            storage
+                .kv::<u32>("example.org", "kv")
+                .set(&user, &task)
+                .await
+                .expect("kv");
+            storage
+                .map::<u32>("example.org", "map")
+                .set(&user, "k", &task)
+                .await
+                .expect("map");
+            ids
+        }));
+    }
+    let mut all = BTreeSet::new();
+    for (task, handle) in tasks.into_iter().enumerate() {
+        let ids = handle.await.expect("task");
+        assert!(ids.windows(2).all(|pair| pair[0] < pair[1]), "{ids:?}");
+        all.extend(ids.iter().copied());
+        let user = format!("user{task}");
+        let listed = storage
+            .archive::<u32>("example.org", "mam")
+            .list(&user, None, 100)
+            .await
+            .expect("list");
+        assert_eq!(listed.iter().map(|(id, _)| *id).collect::<Vec<_>>(), ids);
+        assert_eq!(values(&listed), (0..20).collect::<Vec<u32>>());
+    }
+    assert_eq!(all.len(), 50 * 20, "ids are unique");
+}
+
 // ---- on-disk backends only ----
 
 async fn data_survives_reopen(kind: BackendKind) {
@@ -826,7 +1218,7 @@ async fn data_survives_reopen(kind: BackendKind) {
             .expect("map");
         storage
             .archive::<Note>("h", "m")
-            .append("alice", &note("archive"))
+            .append("alice", &note("archive"), None)
             .await
             .expect("archive");
     }
@@ -854,6 +1246,125 @@ async fn data_survives_reopen(kind: BackendKind) {
         .expect("archive");
     assert_eq!(entries.len(), 1);
     assert_eq!(entries[0].1, note("archive"));
+}
+
+async fn group_commit_writes_of_many_writers_survive_reopen(kind: BackendKind) {
+    let Opened { storage, dir } = open(kind);
+    let mut tasks = Vec::new();
+    for task in 0..100u32 {
+        let storage = storage.clone();
+        tasks.push(tokio::spawn(async move {
+            let user = format!("user{task}");
+            let id = storage
+                .archive::<u32>("h", "mam")
+                .append(&user, &task, Some("peer@x"))
+                .await
+                .expect("append");
+            storage
+                .kv::<u32>("h", "kv")
+                .set(&user, &task)
+                .await
+                .expect("kv");
+            id
+        }));
+    }
+    let mut ids = Vec::new();
+    for task in tasks {
+        ids.push(task.await.expect("every writer is answered"));
+    }
+    drop(storage);
+    let storage = reopen(kind, &dir);
+    for (task, id) in (0..100u32).zip(ids) {
+        let user = format!("user{task}");
+        let archive = storage.archive::<u32>("h", "mam");
+        assert_eq!(
+            archive.list(&user, None, 10).await.expect("list"),
+            [(id, task)]
+        );
+        assert_eq!(
+            archive
+                .usage(&user, Some("peer@x"))
+                .await
+                .expect("usage")
+                .entries,
+            1
+        );
+        assert_eq!(
+            storage.kv::<u32>("h", "kv").get(&user).await.expect("kv"),
+            Some(task)
+        );
+    }
+}
+
+async fn archive_counters_survive_reopen(kind: BackendKind) {
+    let Opened { storage, dir } = open(kind);
+    let store = storage.archive::<u32>("h", "mam");
+    let ids = fill(&store, 4).await;
+    store.delete("alice", &[ids[0]]).await.expect("delete");
+    drop(store);
+    drop(storage);
+    let storage = reopen(kind, &dir);
+    let store = storage.archive::<u32>("h", "mam");
+    assert_eq!(
+        store.usage("alice", None).await.expect("usage"),
+        ArchiveUsage {
+            entries: 3,
+            bytes: (1..4).map(stored_size).sum()
+        }
+    );
+    assert_eq!(
+        store
+            .usage("alice", Some("a@x"))
+            .await
+            .expect("usage")
+            .entries,
+        1
+    );
+}
+
+async fn entries_stored_before_counters_are_counted_after_upgrade(kind: BackendKind) {
+    let Opened { storage, dir } = open(kind);
+    // What schema 1 left: entries under `user_prefix id`, no counters.
+    let entry = |user: &str, id: u64, value: &[u8]| {
+        let mut key = format!("h\0offline\0{user}\0").into_bytes();
+        key.extend_from_slice(&id.to_be_bytes());
+        put(Tree::Archive, &key, value)
+    };
+    storage
+        .backend()
+        .apply(&[
+            entry("alice", 1, b"10"),
+            entry("alice", 2, b"200"),
+            entry("bob", 3, b"3"),
+            put(Tree::Meta, b"schema_version", &1u32.to_be_bytes()),
+        ])
+        .expect("put");
+    drop(storage);
+    let storage = reopen(kind, &dir);
+    let store = storage.archive::<u32>("h", "offline");
+    assert_eq!(
+        store.usage("alice", None).await.expect("usage"),
+        ArchiveUsage {
+            entries: 2,
+            bytes: 5
+        }
+    );
+    assert_eq!(store.count("bob").await.expect("count"), 1);
+    store.delete("alice", &[1]).await.expect("delete");
+    assert_eq!(
+        store.usage("alice", None).await.expect("usage"),
+        ArchiveUsage {
+            entries: 1,
+            bytes: 3
+        }
+    );
+    assert_eq!(
+        storage
+            .backend()
+            .get(Tree::Meta, b"schema_version")
+            .expect("get"),
+        Some(SCHEMA_VERSION.to_be_bytes().to_vec())
+    );
 }
 
 async fn newer_schema_version_is_refused(kind: BackendKind) {
@@ -890,14 +1401,14 @@ async fn archive_ids_increase_across_reopen(kind: BackendKind) {
     let Opened { storage, dir } = open(kind);
     let first = storage
         .archive::<u32>("h", "m")
-        .append("alice", &1)
+        .append("alice", &1, None)
         .await
         .expect("append");
     drop(storage);
     let storage = reopen(kind, &dir);
     let second = storage
         .archive::<u32>("h", "m")
-        .append("alice", &2)
+        .append("alice", &2, None)
         .await
         .expect("append");
     assert!(first < second, "{first} then {second}");
@@ -921,7 +1432,7 @@ async fn archive_ids_stay_above_the_recorded_highest_id(kind: BackendKind) {
     let storage = reopen(kind, &dir);
     let id = storage
         .archive::<u32>("h", "m")
-        .append("alice", &1)
+        .append("alice", &1, None)
         .await
         .expect("append");
     assert_eq!(id, recorded + 1);
@@ -994,6 +1505,13 @@ every_backend!(
     archive_ids_are_unique_under_concurrent_appends,
     delete_user_removes_everything_of_that_user_only,
     a_nul_byte_in_a_name_is_refused,
+    scan_range_reads_both_ways_between_bounds,
+    archive_query_pages_both_ways_within_after_and_before,
+    archive_query_with_a_partner_reads_only_that_conversation,
+    archive_counters_follow_appends_and_deletes,
+    archive_append_if_sees_the_partner_and_class_it_would_join,
+    a_failing_check_answers_only_its_writer,
+    many_concurrent_writers_are_all_answered_and_read_back,
 );
 
 disk_backends!(
@@ -1003,6 +1521,9 @@ disk_backends!(
     current_schema_version_is_kept_on_reopen,
     archive_ids_increase_across_reopen,
     archive_ids_stay_above_the_recorded_highest_id,
+    group_commit_writes_of_many_writers_survive_reopen,
+    archive_counters_survive_reopen,
+    entries_stored_before_counters_are_counted_after_upgrade,
 );
 
 #[test]

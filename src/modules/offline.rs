@@ -20,7 +20,7 @@ use crate::modules::Module;
 use crate::router::{
     priority, Event, EventHook, Flow, HookPoint, Implements, Registrar, Router, SessionHandle,
 };
-use crate::storage::ArchiveStore;
+use crate::storage::{ArchiveStore, ArchiveUsage, EntryTags, HeldUsage};
 
 /// Store name of offline messages.
 const STORE: &str = "offline";
@@ -56,71 +56,53 @@ impl Default for OfflineConfig {
     }
 }
 
-/// A stored message, exactly as received, with what its quotas need.
+/// The class under which messages from senders outside the account's roster are counted.
+const STRANGERS: &str = "stranger";
+
+/// A stored message, exactly as received.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct StoredMessage {
     xml: String,
     stamp: i64,
-    /// The sender's bare JID (empty in messages stored before quotas per sender existed).
-    #[serde(default)]
-    sender: String,
-    /// The sender was in the account's roster (or is the account or its server).
-    #[serde(default)]
-    contact: bool,
-    /// The length of `xml`, so that quotas need not decode it.
-    #[serde(default)]
-    bytes: usize,
-}
-
-/// What the quotas read of a stored message (messages stored before quotas existed count
-/// as zero bytes from an unnamed stranger).
-#[derive(Debug, Deserialize)]
-struct StoredUsage {
-    #[serde(default)]
-    bytes: usize,
-    #[serde(default)]
-    sender: String,
-    #[serde(default)]
-    contact: bool,
 }
 
 /// The limits one new message is checked against.
 #[derive(Debug, Clone, Copy)]
 struct Quota {
-    messages: usize,
-    bytes: usize,
+    messages: u64,
+    bytes: u64,
 }
 
 impl Quota {
     /// `percent` of `whole`, never below one message and one stanza's worth of nothing.
     fn share(whole: Quota, percent: usize) -> Quota {
+        let percent = u64::try_from(percent).unwrap_or(u64::MAX);
         Quota {
             messages: (whole.messages.saturating_mul(percent) / 100).max(1),
             bytes: whole.bytes.saturating_mul(percent) / 100,
         }
     }
 
-    /// True when `held` messages plus `new` fit.
-    fn admits<'a>(self, held: impl Iterator<Item = &'a StoredUsage>, new: &StoredUsage) -> bool {
-        let (count, bytes) = held.fold((0usize, 0usize), |(count, bytes), stored| {
-            (count + 1, bytes.saturating_add(stored.bytes))
-        });
-        count < self.messages && bytes.saturating_add(new.bytes) <= self.bytes
+    /// True when what `held` counts plus a new entry of `new_bytes` fits.
+    fn admits(self, held: ArchiveUsage, new_bytes: u64) -> bool {
+        held.entries < self.messages && held.bytes.saturating_add(new_bytes) <= self.bytes
     }
 }
 
-/// True when the account's store takes `new`: within the account's quota, the sender's
-/// share and, for a sender outside the roster, the strangers' share.
-fn store_admits(config: &OfflineConfig, held: &[StoredUsage], new: &StoredUsage) -> bool {
+/// True when the account's store takes a new message: within the account's quota, the
+/// sender's share and, for a sender outside the roster (`contact` false), the strangers'
+/// share. Stored sizes are counted in stored (encoded) bytes.
+fn store_admits(config: &OfflineConfig, held: &HeldUsage, contact: bool) -> bool {
     let account = Quota {
-        messages: config.max_messages,
-        bytes: config.max_bytes,
+        messages: u64::try_from(config.max_messages).unwrap_or(u64::MAX),
+        bytes: u64::try_from(config.max_bytes).unwrap_or(u64::MAX),
     };
     let sender = Quota::share(account, config.sender_share_percent);
     let strangers = Quota::share(account, config.stranger_share_percent);
-    account.admits(held.iter(), new)
-        && sender.admits(held.iter().filter(|s| s.sender == new.sender), new)
-        && (new.contact || strangers.admits(held.iter().filter(|s| !s.contact), new))
+    let new = held.entry_bytes;
+    account.admits(held.user, new)
+        && sender.admits(held.partner, new)
+        && (contact || strangers.admits(held.class, new))
 }
 
 /// The offline storage module.
@@ -225,23 +207,19 @@ impl OfflineModule {
             Some(sender) => self.is_contact(router, to, sender).await,
             None => false,
         };
-        let xml = message.to_xml();
         let stored = StoredMessage {
-            bytes: xml.len(),
-            xml,
+            xml: message.to_xml(),
             stamp: OffsetDateTime::now_utc().unix_timestamp(),
-            sender: sender.map(|s| s.to_string()).unwrap_or_default(),
-            contact,
         };
-        let usage = StoredUsage {
-            bytes: stored.bytes,
-            sender: stored.sender.clone(),
-            contact,
+        // Messages without a sender share one sender quota, under the empty partner.
+        let tags = EntryTags {
+            partner: Some(sender.map(|s| s.to_string()).unwrap_or_default()),
+            class: (!contact).then(|| STRANGERS.to_owned()),
         };
         let config = self.config.clone();
-        let admit = move |held: Vec<StoredUsage>| store_admits(&config, &held, &usage);
+        let admit = move |held: &HeldUsage| store_admits(&config, held, contact);
         match Self::store(router, to)
-            .append_if(user, &stored, admit)
+            .append_if(user, &stored, tags, admit)
             .await
         {
             Ok(Some(_)) => {
@@ -405,11 +383,13 @@ mod tests {
         assert!(!worth_storing(&refused));
     }
 
-    fn usage(sender: &str, contact: bool, bytes: usize) -> StoredUsage {
-        StoredUsage {
-            bytes,
-            sender: sender.to_owned(),
-            contact,
+    fn held(user: (u64, u64), partner: (u64, u64), class: (u64, u64), new: u64) -> HeldUsage {
+        let usage = |(entries, bytes)| ArchiveUsage { entries, bytes };
+        HeldUsage {
+            user: usage(user),
+            partner: usage(partner),
+            class: usage(class),
+            entry_bytes: new,
         }
     }
 
@@ -422,23 +402,33 @@ mod tests {
             stranger_share_percent: 50,
             ..OfflineConfig::default()
         };
-        let mut held = vec![usage("a@x", false, 10), usage("a@x", false, 10)];
-        assert!(store_admits(&config, &held, &usage("a@x", false, 10)));
-        held.push(usage("a@x", false, 10));
+        // Two messages of 10 bytes from one stranger: a third one fits its share of three.
+        assert!(store_admits(
+            &config,
+            &held((2, 20), (2, 20), (2, 20), 10),
+            false
+        ));
         assert!(
-            !store_admits(&config, &held, &usage("a@x", false, 10)),
+            !store_admits(&config, &held((3, 30), (3, 30), (3, 30), 10), false),
             "sender share"
         );
-        held.push(usage("b@x", false, 10));
-        held.push(usage("c@x", false, 10));
+        // Five messages from strangers fill their half of the store, not a contact's part.
         assert!(
-            !store_admits(&config, &held, &usage("d@x", false, 10)),
+            !store_admits(&config, &held((5, 50), (0, 0), (5, 50), 10), false),
             "strangers"
         );
-        assert!(store_admits(&config, &held, &usage("friend@x", true, 10)));
+        assert!(store_admits(
+            &config,
+            &held((5, 50), (0, 0), (0, 0), 10),
+            true
+        ));
         assert!(
-            !store_admits(&config, &held, &usage("friend@x", true, 400)),
+            !store_admits(&config, &held((5, 50), (0, 0), (0, 0), 400), true),
             "bytes"
+        );
+        assert!(
+            !store_admits(&config, &held((10, 100), (0, 0), (0, 0), 1), true),
+            "account"
         );
     }
 }

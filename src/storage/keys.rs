@@ -1,4 +1,8 @@
 //! The key layout of the typed stores: `host 0x00 module 0x00 user 0x00 [rest]`.
+//!
+//! Archive keys put a big-endian `u64` id after the user prefix, so that key order is id
+//! order; the partner index puts `partner 0x00` between the two; counters put one marker
+//! byte and a name after the user prefix (none for the user's total).
 
 use crate::storage::StorageError;
 
@@ -108,6 +112,87 @@ pub(crate) fn past_module(mut module_prefix: Vec<u8>) -> Vec<u8> {
     module_prefix
 }
 
+/// Length of the big-endian id that ends every archive key.
+const ARCHIVE_ID_LEN: usize = 8;
+
+/// Marks a counter per conversation partner in [`crate::storage::Tree::ArchiveCounts`].
+const PARTNER_COUNTER: u8 = b'p';
+
+/// Marks a counter per class of entries in [`crate::storage::Tree::ArchiveCounts`].
+const CLASS_COUNTER: u8 = b'c';
+
+/// `user_prefix id`: the key of an archive entry.
+pub(crate) fn archive_entry_key(user_prefix: &[u8], id: u64) -> Vec<u8> {
+    let mut key = Vec::with_capacity(user_prefix.len() + ARCHIVE_ID_LEN);
+    key.extend_from_slice(user_prefix);
+    key.extend_from_slice(&id.to_be_bytes());
+    key
+}
+
+/// The id that ends an archive key (an entry or its partner index key).
+pub(crate) fn archive_id_of(key: &[u8]) -> Result<u64, StorageError> {
+    let start = key
+        .len()
+        .checked_sub(ARCHIVE_ID_LEN)
+        .ok_or_else(|| StorageError::Codec("archive key shorter than an id".into()))?;
+    decode_id(&key[start..])
+}
+
+/// The user prefix of an archive entry key: everything before its id.
+pub(crate) fn archive_user_prefix_of(key: &[u8]) -> Result<&[u8], StorageError> {
+    let end = key
+        .len()
+        .checked_sub(ARCHIVE_ID_LEN)
+        .ok_or_else(|| StorageError::Codec("archive key shorter than an id".into()))?;
+    Ok(&key[..end])
+}
+
+/// Reads a big-endian `u64` id.
+pub(crate) fn decode_id(bytes: &[u8]) -> Result<u64, StorageError> {
+    let bytes: [u8; ARCHIVE_ID_LEN] = bytes
+        .try_into()
+        .map_err(|_| StorageError::Codec("archive id is not eight bytes".into()))?;
+    Ok(u64::from_be_bytes(bytes))
+}
+
+/// `user_prefix partner 0x00`: the prefix of the index keys of one conversation.
+pub(crate) fn partner_prefix(user_prefix: &[u8], partner: &str) -> Result<Vec<u8>, StorageError> {
+    let mut key = user_prefix.to_vec();
+    push_part(&mut key, partner, "partner")?;
+    Ok(key)
+}
+
+/// `user_prefix`: the key of the counter of all the user's entries.
+pub(crate) fn user_counter_key(user_prefix: &[u8]) -> Vec<u8> {
+    user_prefix.to_vec()
+}
+
+/// The key of the counter of the user's entries with `partner`.
+pub(crate) fn partner_counter_key(
+    user_prefix: &[u8],
+    partner: &str,
+) -> Result<Vec<u8>, StorageError> {
+    named_counter_key(user_prefix, PARTNER_COUNTER, partner, "partner")
+}
+
+/// The key of the counter of the user's entries of `class`.
+pub(crate) fn class_counter_key(user_prefix: &[u8], class: &str) -> Result<Vec<u8>, StorageError> {
+    named_counter_key(user_prefix, CLASS_COUNTER, class, "class")
+}
+
+/// `user_prefix marker name 0x00`: one named counter of the user.
+fn named_counter_key(
+    user_prefix: &[u8],
+    marker: u8,
+    name: &str,
+    what: &'static str,
+) -> Result<Vec<u8>, StorageError> {
+    let mut key = user_prefix.to_vec();
+    key.push(marker);
+    push_part(&mut key, name, what)?;
+    Ok(key)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -138,6 +223,34 @@ mod tests {
         let prefix = scope.prefix().expect("valid names");
         let key = scope.user_prefix("bob").expect("valid names");
         assert_eq!(name_after(&key, &prefix).expect("well formed"), "bob");
+    }
+
+    #[test]
+    fn archive_keys_end_with_the_id_in_big_endian() {
+        let user = Scope::new("h", "m")
+            .user_prefix("alice")
+            .expect("valid names");
+        let key = archive_entry_key(&user, 0x0102);
+        assert_eq!(key, b"h\0m\0alice\0\0\0\0\0\0\0\x01\x02");
+        assert_eq!(archive_id_of(&key).expect("an id"), 0x0102);
+        assert_eq!(archive_user_prefix_of(&key).expect("an id"), user);
+        assert!(archive_entry_key(&user, 1) < archive_entry_key(&user, 256));
+        assert!(matches!(
+            partner_prefix(&user, "b\0b"),
+            Err(StorageError::InvalidKeyPart("partner"))
+        ));
+    }
+
+    #[test]
+    fn counter_keys_of_a_user_are_distinct_and_under_its_prefix() {
+        let user = Scope::new("h", "m")
+            .user_prefix("alice")
+            .expect("valid names");
+        let total = user_counter_key(&user);
+        let partner = partner_counter_key(&user, "x").expect("valid name");
+        let class = class_counter_key(&user, "x").expect("valid name");
+        assert!(total != partner && partner != class && class != total);
+        assert!([&partner, &class].iter().all(|key| key.starts_with(&user)));
     }
 
     #[test]

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::sync::{Mutex, MutexGuard};
 
-use crate::storage::backend::{scan_start, Backend, KeyValue, WriteOp};
+use crate::storage::backend::{is_empty_range, Backend, KeyValue, ScanDirection, WriteOp};
 use crate::storage::trees::Tree;
 use crate::storage::StorageError;
 
@@ -53,21 +53,25 @@ impl Backend for MemoryBackend {
         Ok(self.lock()?[tree.index()].get(key).cloned())
     }
 
-    fn scan_prefix(
+    fn scan_range(
         &self,
         tree: Tree,
-        prefix: &[u8],
-        after: Option<&[u8]>,
+        start: Bound<&[u8]>,
+        end: Bound<&[u8]>,
+        direction: ScanDirection,
         limit: Option<usize>,
     ) -> Result<Vec<KeyValue>, StorageError> {
+        if is_empty_range(start, end) {
+            return Ok(Vec::new());
+        }
         let trees = self.lock()?;
-        let range: (Bound<&[u8]>, Bound<&[u8]>) = (scan_start(prefix, after), Bound::Unbounded);
-        Ok(trees[tree.index()]
-            .range::<[u8], _>(range)
-            .take_while(|(key, _)| key.starts_with(prefix))
-            .take(limit.unwrap_or(usize::MAX))
-            .map(|(key, value)| (key.clone(), value.clone()))
-            .collect())
+        let range = trees[tree.index()].range::<[u8], _>((start, end));
+        let limit = limit.unwrap_or(usize::MAX);
+        let copy = |(key, value): (&Vec<u8>, &Vec<u8>)| (key.clone(), value.clone());
+        Ok(match direction {
+            ScanDirection::Ascending => range.take(limit).map(copy).collect(),
+            ScanDirection::Descending => range.rev().take(limit).map(copy).collect(),
+        })
     }
 
     fn apply(&self, batch: &[WriteOp]) -> Result<(), StorageError> {

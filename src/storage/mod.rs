@@ -3,8 +3,16 @@
 //! Every key of a typed store is laid out as `host 0x00 module 0x00 user 0x00 [rest]`, where
 //! `user` is empty for host-wide data. Names never contain `0x00`; a name that does is refused
 //! with [`StorageError::InvalidKeyPart`] instead of producing an ambiguous key.
+//!
+//! Every write of the typed stores goes through one commit thread (`commit.rs`), which
+//! gathers the writes of many callers into one durable transaction; reads go straight to the
+//! backend.
 
+mod archive;
+mod archive_counts;
+mod archive_ids;
 pub mod backend;
+mod commit;
 mod keys;
 mod memory;
 mod redb_backend;
@@ -20,19 +28,23 @@ use std::sync::Arc;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-pub use backend::{Backend, KeyValue, WriteOp};
-pub use stores::{ArchiveStore, KvStore, MapStore};
+pub use archive::{ArchivePage, ArchiveRange, ArchiveStore, EntryTags, HeldUsage};
+pub use archive_counts::ArchiveUsage;
+pub use backend::{Backend, KeyValue, ScanDirection, WriteOp};
+pub use stores::{KvStore, MapStore};
 pub use trees::Tree;
 
+use archive_ids::ArchiveIds;
+use commit::CommitQueue;
 use keys::Scope;
 use memory::MemoryBackend;
 use redb_backend::RedbBackend;
 #[cfg(feature = "sled")]
 use sled_backend::SledBackend;
-use stores::{blocking, ArchiveLog};
+use stores::blocking;
 
 /// The schema version this build reads and writes; bump it together with a new migration step.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// The key of [`Tree::Meta`] holding the schema version, a big-endian `u32`.
 const SCHEMA_VERSION_KEY: &[u8] = b"schema_version";
@@ -42,7 +54,9 @@ const SCHEMA_VERSION_KEY: &[u8] = b"schema_version";
 type Migration = fn(&dyn Backend) -> Result<Vec<WriteOp>, StorageError>;
 
 /// Migration steps in order: `MIGRATIONS[0]` upgrades version 1 to 2, `MIGRATIONS[1]` 2 to 3, …
-const MIGRATIONS: &[Migration] = &[];
+///
+/// 1 → 2: archive counters, counted from the entries already stored.
+const MIGRATIONS: &[Migration] = &[archive_counts::count_existing_entries];
 
 /// Everything that can go wrong in storage, so callers can tell a full disk from bad data.
 #[derive(Debug, thiserror::Error)]
@@ -85,6 +99,15 @@ impl StorageError {
     pub(crate) fn codec(error: impl fmt::Display) -> Self {
         StorageError::Codec(error.to_string())
     }
+
+    /// The same failure for every writer of a batch whose commit failed (a commit only
+    /// fails in the backend, and the error type cannot be cloned).
+    pub(crate) fn duplicate(&self) -> Self {
+        match self {
+            StorageError::Backend(message) => StorageError::Backend(message.clone()),
+            other => StorageError::Backend(other.to_string()),
+        }
+    }
 }
 
 /// Which embedded backend to open, as chosen in the configuration.
@@ -101,10 +124,13 @@ pub enum BackendKind {
 }
 
 /// The handle modules get their typed stores from; cheap to clone.
+///
+/// When the last handle and the last store made from it are dropped, the commit thread
+/// finishes what is queued and the backend is closed, so the store can be opened again.
 #[derive(Clone)]
 pub struct Storage {
     backend: Arc<dyn Backend>,
-    archive_log: Arc<ArchiveLog>,
+    commits: Arc<CommitQueue>,
 }
 
 impl fmt::Debug for Storage {
@@ -134,20 +160,24 @@ impl Storage {
             BackendKind::Sled => return Err(StorageError::NotBuiltIn("sled")),
         };
         prepare_schema(backend.as_ref())?;
-        let archive_log = Arc::new(ArchiveLog::load(backend.as_ref())?);
-        Ok(Storage {
-            backend,
-            archive_log,
-        })
+        let ids = ArchiveIds::load(backend.as_ref())?;
+        Storage::start(backend, ids)
     }
 
     /// A fresh, empty in-memory store, for tests.
+    ///
+    /// Panics if the operating system cannot start the commit thread, as `std::thread::spawn`.
     pub fn memory() -> Storage {
         let schema = schema_version_write(SCHEMA_VERSION);
-        Storage {
-            backend: Arc::new(MemoryBackend::new(&[schema])),
-            archive_log: Arc::new(ArchiveLog::new(0)),
-        }
+        let backend = Arc::new(MemoryBackend::new(&[schema]));
+        Storage::start(backend, ArchiveIds::after(0))
+            .expect("the operating system starts the storage commit thread")
+    }
+
+    /// Starts the commit thread over an opened backend.
+    fn start(backend: Arc<dyn Backend>, ids: ArchiveIds) -> Result<Storage, StorageError> {
+        let commits = Arc::new(CommitQueue::start(Arc::clone(&backend), ids)?);
+        Ok(Storage { backend, commits })
     }
 
     /// Raw backend access, for migrations, admin tools and the backend test suite.
@@ -160,7 +190,11 @@ impl Storage {
     where
         T: Serialize + DeserializeOwned + Send + 'static,
     {
-        KvStore::new(Scope::new(host, module), Arc::clone(&self.backend))
+        KvStore::new(
+            Scope::new(host, module),
+            Arc::clone(&self.backend),
+            Arc::clone(&self.commits),
+        )
     }
 
     /// Many values per user, each under its own string key, for `module` on `host`.
@@ -168,7 +202,11 @@ impl Storage {
     where
         T: Serialize + DeserializeOwned + Send + 'static,
     {
-        MapStore::new(Scope::new(host, module), Arc::clone(&self.backend))
+        MapStore::new(
+            Scope::new(host, module),
+            Arc::clone(&self.backend),
+            Arc::clone(&self.commits),
+        )
     }
 
     /// Time-ordered entries per user with increasing ids, for `module` on `host`.
@@ -179,7 +217,7 @@ impl Storage {
         ArchiveStore::new(
             Scope::new(host, module),
             Arc::clone(&self.backend),
-            Arc::clone(&self.archive_log),
+            Arc::clone(&self.commits),
         )
     }
 
@@ -189,32 +227,46 @@ impl Storage {
         keys::check_part(user, "user")?;
         let user = user.to_owned();
         let backend = Arc::clone(&self.backend);
-        blocking(move || {
-            let mut batch = Vec::new();
+        let user_prefixes = blocking(move || {
+            let mut prefixes = Vec::new();
             for tree in Tree::ALL.into_iter().filter(|tree| *tree != Tree::Meta) {
-                collect_user_deletes(backend.as_ref(), tree, &host_prefix, &user, &mut batch)?;
+                for prefix in user_prefixes(backend.as_ref(), tree, &host_prefix, &user)? {
+                    prefixes.push((tree, prefix));
+                }
             }
-            backend.apply(&batch)
+            Ok(prefixes)
         })
-        .await
+        .await?;
+        self.commits
+            .submit(move |txn| {
+                for (tree, prefix) in user_prefixes {
+                    for key in txn.keys_with_prefix(tree, &prefix)? {
+                        txn.delete(tree, key);
+                    }
+                }
+                Ok(())
+            })
+            .await
     }
 
-    /// Flushes anything the backend buffers, for a clean shutdown.
+    /// Waits until every write queued before it is durable, then flushes anything the
+    /// backend buffers, for a clean shutdown.
     pub async fn flush(&self) -> Result<(), StorageError> {
+        self.commits.submit(|_| Ok(())).await?;
         let backend = Arc::clone(&self.backend);
         blocking(move || backend.flush()).await
     }
 }
 
-/// Adds to `batch` a delete for every key of `user` under `host_prefix` in `tree`, visiting
-/// each module of the host once instead of reading the whole host.
-fn collect_user_deletes(
+/// The prefix of `user` in each module of the host under `host_prefix` that has keys in
+/// `tree`, visiting each module once instead of reading the whole host.
+fn user_prefixes(
     backend: &dyn Backend,
     tree: Tree,
     host_prefix: &[u8],
     user: &str,
-    batch: &mut Vec<WriteOp>,
-) -> Result<(), StorageError> {
+) -> Result<Vec<Vec<u8>>, StorageError> {
+    let mut prefixes = Vec::new();
     let mut after: Option<Vec<u8>> = None;
     while let Some((key, _)) = backend
         .scan_prefix(tree, host_prefix, after.as_deref(), Some(1))?
@@ -224,12 +276,10 @@ fn collect_user_deletes(
         let module_prefix = keys::module_prefix_of(&key, host_prefix.len())?;
         let mut user_prefix = module_prefix.clone();
         keys::push_part(&mut user_prefix, user, "user")?;
-        for (key, _) in backend.scan_prefix(tree, &user_prefix, None, None)? {
-            batch.push(WriteOp::Delete { tree, key });
-        }
+        prefixes.push(user_prefix);
         after = Some(keys::past_module(module_prefix));
     }
-    Ok(())
+    Ok(prefixes)
 }
 
 /// Writes the schema version on a new store, refuses a newer one and migrates an older one.

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use redb::{Database, Durability, ReadableDatabase, TableDefinition};
 
-use crate::storage::backend::{scan_start, Backend, KeyValue, WriteOp};
+use crate::storage::backend::{is_empty_range, Backend, KeyValue, ScanDirection, WriteOp};
 use crate::storage::trees::Tree;
 use crate::storage::StorageError;
 
@@ -42,29 +42,34 @@ impl Backend for RedbBackend {
         Ok(value.map(|value| value.value().to_vec()))
     }
 
-    fn scan_prefix(
+    fn scan_range(
         &self,
         tree: Tree,
-        prefix: &[u8],
-        after: Option<&[u8]>,
+        start: Bound<&[u8]>,
+        end: Bound<&[u8]>,
+        direction: ScanDirection,
         limit: Option<usize>,
     ) -> Result<Vec<KeyValue>, StorageError> {
+        if is_empty_range(start, end) {
+            return Ok(Vec::new());
+        }
         let txn = self.db.begin_read().map_err(StorageError::backend)?;
         let table = txn.open_table(table(tree)).map_err(StorageError::backend)?;
-        let range: (Bound<&[u8]>, Bound<&[u8]>) = (scan_start(prefix, after), Bound::Unbounded);
+        let range = table
+            .range::<&[u8]>((start, end))
+            .map_err(StorageError::backend)?;
         let limit = limit.unwrap_or(usize::MAX);
-        let mut entries = Vec::new();
-        for entry in table.range::<&[u8]>(range).map_err(StorageError::backend)? {
-            if entries.len() >= limit {
-                break;
-            }
-            let (key, value) = entry.map_err(StorageError::backend)?;
-            if !key.value().starts_with(prefix) {
-                break;
-            }
-            entries.push((key.value().to_vec(), value.value().to_vec()));
-        }
-        Ok(entries)
+        let entries: Box<dyn Iterator<Item = _>> = match direction {
+            ScanDirection::Ascending => Box::new(range),
+            ScanDirection::Descending => Box::new(range.rev()),
+        };
+        entries
+            .take(limit)
+            .map(|entry| {
+                let (key, value) = entry.map_err(StorageError::backend)?;
+                Ok((key.value().to_vec(), value.value().to_vec()))
+            })
+            .collect()
     }
 
     fn apply(&self, batch: &[WriteOp]) -> Result<(), StorageError> {
