@@ -4,6 +4,7 @@
 pub mod channel_binding;
 pub mod credentials;
 pub mod decoy;
+pub mod fast;
 pub mod rate_limit;
 
 use std::sync::{Arc, LazyLock};
