@@ -140,7 +140,7 @@ impl CarbonsModule {
             return;
         };
         let targets = copy_targets(router, account, |jid| {
-            !recipients.contains(jid) && Jid::from(jid.clone()) != from
+            !recipients.contains(jid) && from.try_as_full() != Ok(jid)
         });
         if targets.is_empty()
             || !self.eligible(account, &from.to_bare(), message, Direction::Received)
