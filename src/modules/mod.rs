@@ -2,7 +2,9 @@
 //! disco features and stream features with the router, and reads its own `[modules.<name>]`
 //! section of the configuration.
 
+pub mod blocking;
 pub mod caps;
+pub mod carbons;
 pub mod catalogue;
 pub mod disco;
 pub mod offline;
@@ -53,6 +55,10 @@ pub struct ModulesConfig {
     pub vcard: vcard::VCardConfig,
     /// `[modules.caps]`
     pub caps: caps::CapsConfig,
+    /// `[modules.carbons]`
+    pub carbons: carbons::CarbonsConfig,
+    /// `[modules.blocking]`
+    pub blocking: blocking::BlockingConfig,
 }
 
 impl ModulesConfig {
@@ -110,6 +116,15 @@ pub fn enabled_modules(
             &config.pubsub,
             storage.clone(),
         )));
+    }
+    if config.blocking.enabled {
+        modules.push(Arc::new(blocking::BlockingModule::new(
+            config.blocking.clone(),
+            rosters.clone(),
+        )));
+    }
+    if config.carbons.enabled {
+        modules.push(Arc::new(carbons::CarbonsModule::new()));
     }
     if config.version.enabled {
         modules.push(Arc::new(version::VersionModule::new(

@@ -44,6 +44,8 @@ pub enum HookPoint {
     IqToAccount,
     /// See [`Event::PresenceToAccount`].
     PresenceToAccount,
+    /// See [`Event::PresenceFromAccount`].
+    PresenceFromAccount,
     /// See [`Event::SessionAvailable`].
     SessionAvailable,
     /// See [`Event::SessionClosed`].
@@ -124,6 +126,17 @@ pub enum Event<'a> {
         /// The presence.
         presence: &'a Element,
     },
+    /// A presence stanza from a local account (sent by its client, or by the server for it:
+    /// broadcasts, probe answers, unavailable on disconnect) is about to be routed to someone
+    /// else; `Stop` keeps it from leaving (blocking).
+    PresenceFromAccount {
+        /// The sender, a local account's bare or full JID.
+        from: &'a Jid,
+        /// The addressee, not of the sender's account.
+        to: &'a Jid,
+        /// The presence.
+        presence: &'a Element,
+    },
     /// A session sent its initial available presence.
     SessionAvailable {
         /// The session.
@@ -186,6 +199,7 @@ impl Event<'_> {
             Event::IqFromClient { .. } => HookPoint::IqFromClient,
             Event::IqToAccount { .. } => HookPoint::IqToAccount,
             Event::PresenceToAccount { .. } => HookPoint::PresenceToAccount,
+            Event::PresenceFromAccount { .. } => HookPoint::PresenceFromAccount,
             Event::SessionAvailable { .. } => HookPoint::SessionAvailable,
             Event::SessionClosed { .. } => HookPoint::SessionClosed,
             Event::NotifyInterestsKnown { .. } => HookPoint::NotifyInterestsKnown,

@@ -554,6 +554,16 @@ impl Router {
 
     /// Routes a presence stanza to its addressee.
     pub async fn route_presence(&self, presence: Element, to: &Jid) {
+        if let Some(from) = self.local_account_sender(&presence, to) {
+            let event = Event::PresenceFromAccount {
+                from: &from,
+                to,
+                presence: &presence,
+            };
+            if self.run_hooks(event).await == Flow::Stop {
+                return;
+            }
+        }
         match self.destination(to) {
             Destination::Remote(_) => self.send_remote(presence),
             Destination::LocalHost(_) | Destination::LocalService(_) => {}
@@ -571,6 +581,13 @@ impl Router {
                 self.deliver_presence_default(presence, to);
             }
         }
+    }
+
+    /// The sender of `stanza` when it is a local account writing outside itself.
+    fn local_account_sender(&self, stanza: &Element, to: &Jid) -> Option<Jid> {
+        let from = Jid::new(stanza.get_attr("from")?).ok()?;
+        let local_account = from.node().is_some() && self.config.serves(from.domain().as_str());
+        (local_account && from.to_bare() != to.to_bare()).then_some(from)
     }
 
     /// Default presence delivery: a full JID gets it if online, a bare JID's available

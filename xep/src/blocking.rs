@@ -110,6 +110,17 @@ pub fn blocked_error() -> StanzaError {
     }
 }
 
+/// True when the blocklist item `item` covers `address`, by the matching order of §5 (that
+/// of XEP-0016): `user@domain/resource` and `domain/resource` only themselves, `user@domain`
+/// any of its resources, `domain` the domain and every address on it.
+pub fn item_matches(item: &Jid, address: &Jid) -> bool {
+    match (item.node(), item.resource()) {
+        (_, Some(_)) => item == address,
+        (Some(_), None) => item.to_bare() == address.to_bare(),
+        (None, None) => item.domain() == address.domain(),
+    }
+}
+
 fn items(parent: &Element) -> Result<Vec<Jid>, BlockingError> {
     parent
         .children()
@@ -209,5 +220,28 @@ mod tests {
         let element = error.to_element();
         assert!(element.has_child("not-acceptable", ns::STANZA_ERRORS));
         assert!(element.has_child("blocked", ns::BLOCKING_ERRORS));
+    }
+
+    #[test]
+    fn items_match_in_the_order_of_the_xep() {
+        let full = jid("romeo@montague.net/orchard");
+        let other_resource = jid("romeo@montague.net/garden");
+        let bare = jid("romeo@montague.net");
+        let server = jid("montague.net");
+        let server_resource = jid("montague.net/bot");
+        assert!(item_matches(&full, &full));
+        assert!(!item_matches(&full, &other_resource));
+        assert!(!item_matches(&full, &bare));
+        assert!(item_matches(&bare, &full));
+        assert!(item_matches(&bare, &bare));
+        assert!(!item_matches(&bare, &jid("tybalt@montague.net")));
+        assert!(!item_matches(&bare, &server));
+        assert!(item_matches(&server_resource, &server_resource));
+        assert!(!item_matches(&server_resource, &server));
+        assert!(item_matches(&server, &full));
+        assert!(item_matches(&server, &server_resource));
+        assert!(item_matches(&server, &server));
+        assert!(!item_matches(&server, &jid("capulet.net")));
+        assert!(!item_matches(&server, &jid("romeo@sub.montague.net")));
     }
 }

@@ -7,7 +7,9 @@ use jid::{BareJid, FullJid};
 
 use crate::element::Element;
 use crate::forward::{ForwardError, Forwarded};
+use crate::hints::Hint;
 use crate::ns;
+use crate::stanza::MessageType;
 
 /// The disco feature saying the server applies every copy rule of §6.1.
 pub const RULES: &str = "urn:xmpp:carbons:rules:0";
@@ -120,6 +122,59 @@ pub fn private() -> Element {
     Element::new("private", ns::CARBONS)
 }
 
+/// What the copy rules of §6.1 (advertised as [`RULES`]) say about a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Eligibility {
+    /// Copy it.
+    Copy,
+    /// Do not copy it.
+    Skip,
+    /// An error: copy it only if it answers a message that was copied (same id, same peer,
+    /// the other way), which only the server's memory of recent messages can tell.
+    IfAnswerToCopied,
+}
+
+/// Applies the rules of §6.1 to a message going `direction` (seen from the account whose
+/// resources would get the copies): never a carbon, a `<private/>` or `<no-copy/>` message, a
+/// groupchat message, or a private message received from a MUC occupant; always a chat message,
+/// a normal message with a body, a message with chat states, receipts or markers, and a MUC
+/// invitation.
+pub fn eligibility(message: &Element, direction: Direction) -> Eligibility {
+    if is_carbon(message) || is_private(message) || Hint::NoCopy.is_on(message) {
+        return Eligibility::Skip;
+    }
+    let kind = MessageType::of(message);
+    match kind {
+        MessageType::Groupchat => return Eligibility::Skip,
+        MessageType::Error => return Eligibility::IfAnswerToCopied,
+        _ => {}
+    }
+    if is_invitation(message) {
+        return Eligibility::Copy;
+    }
+    // The MUC service already sends such a message to every joined client of the user.
+    if direction == Direction::Received && message.has_child("x", ns::MUC_USER) {
+        return Eligibility::Skip;
+    }
+    let body = kind == MessageType::Normal && message.has_child("body", ns::CLIENT);
+    let im_payload = message
+        .children()
+        .any(|child| [ns::CHAT_STATES, ns::RECEIPTS, ns::CHAT_MARKERS].contains(&child.ns()));
+    if kind == MessageType::Chat || body || im_payload {
+        Eligibility::Copy
+    } else {
+        Eligibility::Skip
+    }
+}
+
+/// True for a direct (XEP-0249) or mediated (XEP-0045) MUC invitation.
+fn is_invitation(message: &Element) -> bool {
+    message.has_child("x", ns::CONFERENCE)
+        || message
+            .get_child("x", ns::MUC_USER)
+            .is_some_and(|x| x.has_child("invite", ns::MUC_USER))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -191,5 +246,99 @@ mod tests {
         assert!(is_private(
             &Element::new("message", ns::CLIENT).child(private())
         ));
+    }
+
+    fn message(xml: &str) -> Element {
+        Element::parse(xml).expect("xml")
+    }
+
+    #[test]
+    fn chat_and_normal_with_body_are_copied_both_ways() {
+        let chat = juliet_to_romeo();
+        assert_eq!(eligibility(&chat, Direction::Sent), Eligibility::Copy);
+        assert_eq!(eligibility(&chat, Direction::Received), Eligibility::Copy);
+        let normal = message("<message xmlns='jabber:client'><body>hi</body></message>");
+        assert_eq!(eligibility(&normal, Direction::Received), Eligibility::Copy);
+    }
+
+    #[test]
+    fn normal_without_body_headline_and_groupchat_are_not_copied() {
+        let empty =
+            message("<message xmlns='jabber:client' type='normal'><x xmlns='urn:x'/></message>");
+        assert_eq!(eligibility(&empty, Direction::Sent), Eligibility::Skip);
+        let headline =
+            message("<message xmlns='jabber:client' type='headline'><body>news</body></message>");
+        assert_eq!(
+            eligibility(&headline, Direction::Received),
+            Eligibility::Skip
+        );
+        let groupchat =
+            message("<message xmlns='jabber:client' type='groupchat'><body>all</body></message>");
+        assert_eq!(eligibility(&groupchat, Direction::Sent), Eligibility::Skip);
+    }
+
+    #[test]
+    fn chat_states_receipts_and_markers_are_copied_without_a_body() {
+        for payload in [
+            "<active xmlns='http://jabber.org/protocol/chatstates'/>",
+            "<received xmlns='urn:xmpp:receipts' id='m1'/>",
+            "<displayed xmlns='urn:xmpp:chat-markers:0' id='m1'/>",
+        ] {
+            let marker = message(&format!(
+                "<message xmlns='jabber:client'>{payload}</message>"
+            ));
+            assert_eq!(
+                eligibility(&marker, Direction::Sent),
+                Eligibility::Copy,
+                "{payload}"
+            );
+        }
+    }
+
+    #[test]
+    fn private_no_copy_and_carbons_are_never_copied() {
+        let private = Element::new("message", ns::CLIENT)
+            .attr("type", "chat")
+            .child(private());
+        assert_eq!(eligibility(&private, Direction::Sent), Eligibility::Skip);
+        let no_copy = Element::new("message", ns::CLIENT)
+            .attr("type", "chat")
+            .child(Hint::NoCopy.to_element());
+        assert_eq!(
+            eligibility(&no_copy, Direction::Received),
+            Eligibility::Skip
+        );
+        let account = BareJid::new("romeo@montague.example").expect("jid");
+        let home = FullJid::new("romeo@montague.example/home").expect("jid");
+        let copy = carbon_copy(Direction::Received, &account, &home, juliet_to_romeo());
+        assert_eq!(eligibility(&copy, Direction::Received), Eligibility::Skip);
+    }
+
+    #[test]
+    fn errors_depend_on_what_they_answer() {
+        let error = message("<message xmlns='jabber:client' type='error' id='m1'/>");
+        assert_eq!(
+            eligibility(&error, Direction::Received),
+            Eligibility::IfAnswerToCopied
+        );
+    }
+
+    #[test]
+    fn muc_private_messages_are_copied_when_sent_only_and_invitations_always() {
+        let pm = message(
+            "<message xmlns='jabber:client' type='chat'><body>psst</body><x xmlns='http://jabber.org/protocol/muc#user'/></message>",
+        );
+        assert_eq!(eligibility(&pm, Direction::Sent), Eligibility::Copy);
+        assert_eq!(eligibility(&pm, Direction::Received), Eligibility::Skip);
+        let mediated = message(
+            "<message xmlns='jabber:client'><x xmlns='http://jabber.org/protocol/muc#user'><invite from='a@b'/></x></message>",
+        );
+        assert_eq!(
+            eligibility(&mediated, Direction::Received),
+            Eligibility::Copy
+        );
+        let direct =
+            message("<message xmlns='jabber:client'><x xmlns='jabber:x:conference' jid='room@muc'/></message>");
+        assert_eq!(eligibility(&direct, Direction::Received), Eligibility::Copy);
     }
 }

@@ -88,3 +88,13 @@ pub const BLOCKING_ERRORS: &str = "urn:xmpp:blocking:errors";
 pub const PUSH: &str = "urn:xmpp:push:0";
 /// XEP-0357 FORM_TYPE of the notification summary.
 pub const PUSH_SUMMARY: &str = "urn:xmpp:push:summary";
+/// XEP-0085 chat state notifications.
+pub const CHAT_STATES: &str = "http://jabber.org/protocol/chatstates";
+/// XEP-0184 message delivery receipts.
+pub const RECEIPTS: &str = "urn:xmpp:receipts";
+/// XEP-0333 displayed markers.
+pub const CHAT_MARKERS: &str = "urn:xmpp:chat-markers:0";
+/// XEP-0045 occupant payloads (private messages, mediated invitations).
+pub const MUC_USER: &str = "http://jabber.org/protocol/muc#user";
+/// XEP-0249 direct MUC invitations.
+pub const CONFERENCE: &str = "jabber:x:conference";
