@@ -206,3 +206,145 @@ async fn a_malformed_authenticate_fails_without_ending_the_stream() {
     let success = client.authenticate_sasl2("alice", "wonderland", "").await;
     assert!(success.contains("<success"), "{success}");
 }
+
+/// Logs in with a FAST token: `HT-SHA-256-NONE` or `-EXPR`, one round trip.
+async fn fast_login(
+    server: &TestServer,
+    mechanism: &str,
+    token: &str,
+    agent: &str,
+    fast: &str,
+) -> String {
+    use base64::Engine as _;
+    use hmac::{Hmac, Mac};
+    let (mut client, _) = RawClient::secured(server).await;
+    let binding = match mechanism {
+        "HT-SHA-256-EXPR" => client.exporter.clone().expect("TLS 1.3"),
+        _ => Vec::new(),
+    };
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(token.as_bytes()).expect("key");
+    mac.update(b"Initiator");
+    mac.update(&binding);
+    let mut response = b"alice\0".to_vec();
+    response.extend(mac.finalize().into_bytes());
+    let b64 = base64::engine::general_purpose::STANDARD;
+    client
+        .send(&format!(
+            "<authenticate xmlns='urn:xmpp:sasl:2' mechanism='{mechanism}'><initial-response>{}</initial-response>{agent}{fast}</authenticate>",
+            b64.encode(response)
+        ))
+        .await;
+    let answer = client.expect(">").await;
+    let end = if answer.contains("<success") {
+        "</success>"
+    } else {
+        "</failure>"
+    };
+    let answer = format!("{answer}{}", client.expect(end).await);
+    if answer.contains("<success") {
+        let mut responder = Hmac::<sha2::Sha256>::new_from_slice(token.as_bytes()).expect("key");
+        responder.update(b"Responder");
+        responder.update(&binding);
+        let expected = b64.encode(responder.finalize().into_bytes());
+        assert_eq!(
+            text_of(&answer, "additional-data"),
+            expected,
+            "server proof"
+        );
+    }
+    answer
+}
+
+/// A password login over SASL2 that asks for a FAST token; returns the token.
+async fn token_for(server: &TestServer, mechanism: &str) -> String {
+    let (mut client, features) = RawClient::secured(server).await;
+    assert!(
+        features.contains("<fast xmlns='urn:xmpp:fast:0'>"),
+        "{features}"
+    );
+    assert!(
+        features.contains(&format!("<mechanism>{mechanism}</mechanism>")),
+        "{features}"
+    );
+    let request =
+        format!("{AGENT}<request-token xmlns='urn:xmpp:fast:0' mechanism='{mechanism}'/>");
+    let success = client
+        .authenticate_sasl2("alice", "wonderland", &request)
+        .await;
+    assert!(
+        success.contains("<token xmlns='urn:xmpp:fast:0'"),
+        "{success}"
+    );
+    assert!(success.contains(" expiry='"), "{success}");
+    attribute(success.split("<token").nth(1).expect("token"), "token")
+}
+
+#[tokio::test]
+async fn a_fast_token_logs_the_device_in_again_without_its_password() {
+    let server = server().await;
+    let token = token_for(&server, "HT-SHA-256-NONE").await;
+    let bind = "<bind xmlns='urn:xmpp:bind:0'><tag>Phone</tag></bind>";
+    let success = fast_login(
+        &server,
+        "HT-SHA-256-NONE",
+        &token,
+        &format!("{AGENT}{bind}"),
+        "<fast xmlns='urn:xmpp:fast:0' count='1'/>",
+    )
+    .await;
+    assert!(success.contains("<success"), "{success}");
+    assert!(success.contains("<bound"), "{success}");
+}
+
+#[tokio::test]
+async fn a_fast_token_bound_to_the_tls_exporter_logs_in() {
+    let server = server().await;
+    let token = token_for(&server, "HT-SHA-256-EXPR").await;
+    let success = fast_login(
+        &server,
+        "HT-SHA-256-EXPR",
+        &token,
+        AGENT,
+        "<fast xmlns='urn:xmpp:fast:0'/>",
+    )
+    .await;
+    assert!(success.contains("<success"), "{success}");
+}
+
+#[tokio::test]
+async fn a_fast_token_fails_for_another_device_another_mechanism_or_a_wrong_secret() {
+    let server = server().await;
+    let token = token_for(&server, "HT-SHA-256-NONE").await;
+    let other_device = "<user-agent id='aaaaaaaa-0000-4000-8000-000000000000'/>";
+    let fast = "<fast xmlns='urn:xmpp:fast:0'/>";
+    for (mechanism, secret, agent) in [
+        ("HT-SHA-256-NONE", token.as_str(), other_device),
+        ("HT-SHA-256-EXPR", token.as_str(), AGENT),
+        ("HT-SHA-256-NONE", "not-the-token", AGENT),
+    ] {
+        let failure = fast_login(&server, mechanism, secret, agent, fast).await;
+        assert!(
+            failure.contains("<not-authorized"),
+            "{mechanism} {agent}: {failure}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_invalidated_fast_token_no_longer_logs_in() {
+    let server = server().await;
+    let token = token_for(&server, "HT-SHA-256-NONE").await;
+    let logout = "<fast xmlns='urn:xmpp:fast:0' invalidate='true'/>";
+    let success = fast_login(&server, "HT-SHA-256-NONE", &token, AGENT, logout).await;
+    assert!(success.contains("<success"), "{success}");
+    assert!(!success.contains("<token"), "{success}");
+    let failure = fast_login(
+        &server,
+        "HT-SHA-256-NONE",
+        &token,
+        AGENT,
+        "<fast xmlns='urn:xmpp:fast:0'/>",
+    )
+    .await;
+    assert!(failure.contains("<not-authorized"), "{failure}");
+}

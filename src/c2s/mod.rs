@@ -24,6 +24,7 @@ use crate::net::tls::TlsContext;
 use crate::net::transport::Transport;
 use crate::router::Router;
 use crate::sasl::channel_binding::ChannelBindings;
+use crate::sasl::fast::FastTokens;
 use crate::sasl::rate_limit::AuthThrottle;
 use crate::stream::reader::ReaderLimits;
 
@@ -37,6 +38,8 @@ pub struct C2sContext {
     pub auth_throttle: AuthThrottle,
     /// Sessions a new connection may resume (XEP-0198).
     pub resumptions: Resumptions,
+    /// FAST tokens of devices (XEP-0484).
+    pub fast: FastTokens,
     /// Cancelled on shutdown.
     pub shutdown: CancellationToken,
 }
@@ -49,6 +52,7 @@ impl C2sContext {
         C2sContext {
             auth_throttle: AuthThrottle::new(&router.config.auth),
             resumptions: Resumptions::new(router.config.stream_management.remembered_sessions),
+            fast: FastTokens::new(router.storage.clone()),
             router,
             tls,
             shutdown,

@@ -22,12 +22,13 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::c2s::bind2::{self, DeviceRecord};
-use crate::c2s::resumption::{Lookup, Takeover};
+use crate::c2s::resumption::{Lookup, Sasl2Reply, Takeover};
 use crate::c2s::C2sContext;
 use crate::config::ListenerConfig;
 use crate::net::transport::Transport;
 use crate::router::{SessionCommand, SessionHandle};
 use crate::sasl::channel_binding::ChannelBindings;
+use crate::sasl::fast;
 use crate::sasl::{claimed_username, decode_payload, encode_payload, Exchange, SaslOffer, Step};
 use crate::stream::reader::{Incoming, ReadError, XmlReader};
 use crate::stream::writer::XmlWriter;
@@ -156,6 +157,8 @@ struct Sasl2Success {
     user: BareJid,
     additional_data: Vec<u8>,
     request: Authenticate,
+    /// A FAST token handed out with the success.
+    token: Option<Element>,
 }
 
 /// The element names of SASL (RFC 6120) and of SASL2 (XEP-0388): the exchange is the same.
@@ -440,16 +443,22 @@ impl Negotiation<'_> {
                 };
                 let (mechanism, initial) =
                     (request.mechanism.clone(), request.initial_response.clone());
-                let outcome = self
-                    .run_sasl(&mut stream, &offer, Framing::Sasl2, mechanism, initial)
-                    .await?;
+                let outcome = if mechanism.starts_with("HT-") {
+                    self.fast_login(&mut stream, &request).await?
+                } else {
+                    self.run_sasl(&mut stream, &offer, Framing::Sasl2, mechanism, initial)
+                        .await?
+                        .map(|(user, data)| (user, data, false))
+                };
                 match outcome {
-                    Some((user, additional_data)) => {
-                        info!(jid = %user, "authenticated with SASL2");
+                    Some((user, additional_data, rotate)) => {
+                        info!(jid = %user, mechanism = request.mechanism, "authenticated with SASL2");
+                        let token = self.hand_out_token(&user, &request, rotate).await;
                         let success = Sasl2Success {
                             user,
                             additional_data,
                             request,
+                            token,
                         };
                         return Ok(Authenticated::Sasl2(stream, Box::new(success)));
                     }
@@ -751,7 +760,103 @@ impl Negotiation<'_> {
             inline.push(sm::feature());
         }
         inline.insert(0, sasl2::bind_feature(bind_inline));
+        inline.push(sasl2::fast_feature(fast::offered(&self.bindings)));
         sasl2::feature(offer.mechanism_names(), inline)
+    }
+
+    /// A SASL2 login with a FAST token (XEP-0484): one round trip, no password. `None` when
+    /// it failed (the failure was sent); `rotate` when the token is due for replacement.
+    async fn fast_login(
+        &self,
+        stream: &mut Stream,
+        request: &Authenticate,
+    ) -> Result<Option<(BareJid, Vec<u8>, bool)>, NegotiationEnd> {
+        let framing = Framing::Sasl2;
+        if !fast::offered(&self.bindings).contains(&request.mechanism.as_str()) {
+            return self
+                .sasl_failure(stream, framing, SaslFailure::InvalidMechanism)
+                .await;
+        }
+        let (Some(device), Some(response)) = (
+            request.user_agent.id.as_deref(),
+            request.initial_response.as_deref(),
+        ) else {
+            return self
+                .sasl_failure(stream, framing, SaslFailure::MalformedRequest)
+                .await;
+        };
+        let host = self.host.clone().unwrap_or_default();
+        let claimed = response.split(|b| *b == 0).next().unwrap_or_default();
+        let account = format!("{}@{host}", String::from_utf8_lossy(claimed));
+        let throttle = &self.ctx.auth_throttle;
+        let ticket = match throttle.begin(self.peer.ip(), &account) {
+            Ok(ticket) => ticket,
+            Err(throttled) => {
+                info!(%throttled, "FAST login refused before the check");
+                return self
+                    .sasl_failure(stream, framing, SaslFailure::TemporaryAuthFailure)
+                    .await;
+            }
+        };
+        let tokens = &self.ctx.fast;
+        let verified = tokens
+            .verify(&host, device, &request.mechanism, response, &self.bindings)
+            .await;
+        let login = match verified {
+            Ok(Some(login)) => login,
+            Ok(None) => {
+                info!(account, "FAST token refused");
+                return self
+                    .sasl_failure(stream, framing, SaslFailure::NotAuthorized)
+                    .await;
+            }
+            Err(error) => {
+                warn!(%error, "FAST token lookup failed");
+                throttle.withdrawn(&ticket);
+                return self
+                    .sasl_failure(stream, framing, SaslFailure::TemporaryAuthFailure)
+                    .await;
+            }
+        };
+        throttle.succeeded(&ticket);
+        let invalidate = request.fast.is_some_and(|fast| fast.invalidate);
+        if invalidate {
+            if let Err(error) = tokens.revoke(&login.user, device).await {
+                warn!(%error, "FAST token could not be invalidated");
+            }
+        }
+        Ok(Some((
+            login.user,
+            login.additional_data,
+            login.rotate && !invalidate,
+        )))
+    }
+
+    /// A new FAST token for the success, when the client asked for one or its token is due
+    /// for rotation, and the client named its device.
+    async fn hand_out_token(
+        &self,
+        user: &BareJid,
+        request: &Authenticate,
+        rotate: bool,
+    ) -> Option<Element> {
+        let device = request.user_agent.id.as_deref()?;
+        let offered = fast::offered(&self.bindings);
+        let mechanism = match request.request_token.as_deref() {
+            Some(asked) => offered.into_iter().find(|m| *m == asked)?,
+            None if rotate => offered.into_iter().find(|m| *m == request.mechanism)?,
+            None => return None,
+        };
+        match self.ctx.fast.issue(user, device, mechanism).await {
+            Ok(issued) => Some(sasl2::fast_token(
+                &issued.secret,
+                &rempart_xep::delay::datetime(issued.expires),
+            )),
+            Err(error) => {
+                warn!(%error, "FAST token could not be issued");
+                None
+            }
+        }
     }
 
     /// After a SASL2 success: resume inline, bind inline, or send the success and go on to
@@ -765,9 +870,10 @@ impl Negotiation<'_> {
             user,
             additional_data,
             request,
+            token,
         } = success;
         self.record_device(&user, &request.user_agent).await;
-        let mut extra = Vec::new();
+        let mut extra: Vec<Element> = token.into_iter().collect();
         let sm_enabled = self.ctx.router.config.stream_management.enabled;
         if let Some(resume) = request.resume.as_ref().filter(|_| sm_enabled) {
             match self.find_resumable(&user, resume) {
@@ -780,7 +886,10 @@ impl Negotiation<'_> {
                             reader: stream.reader,
                             writer: stream.writer,
                             h,
-                            sasl2: Some(additional_data),
+                            sasl2: Some(Sasl2Reply {
+                                additional_data,
+                                extra,
+                            }),
                         },
                     }));
                 }

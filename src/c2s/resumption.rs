@@ -7,6 +7,7 @@ use std::sync::Mutex;
 
 use jid::{BareJid, FullJid};
 use rand::distr::{Alphanumeric, SampleString};
+use rempart_xep::element::Element;
 use tokio::io::{ReadHalf, WriteHalf};
 use tokio::sync::mpsc;
 
@@ -22,9 +23,17 @@ pub struct Takeover {
     pub writer: XmlWriter<WriteHalf<Transport>>,
     /// The stanzas the client says it handled on the former stream.
     pub h: u32,
-    /// When the resumption came inline with SASL2 (XEP-0388): the mechanism's additional
-    /// data, for the `<success/>` that carries `<resumed/>`.
-    pub sasl2: Option<Vec<u8>>,
+    /// When the resumption came inline with SASL2 (XEP-0388): what the `<success/>` that
+    /// carries `<resumed/>` must also say.
+    pub sasl2: Option<Sasl2Reply>,
+}
+
+/// The parts of a SASL2 `<success/>` decided during authentication.
+pub struct Sasl2Reply {
+    /// The mechanism's additional data.
+    pub additional_data: Vec<u8>,
+    /// Other results to report (a FAST token).
+    pub extra: Vec<Element>,
 }
 
 /// What the server knows of an SM-ID a client wants to resume.

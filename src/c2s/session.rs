@@ -643,9 +643,11 @@ impl Session {
         let again: Vec<Element> = managed.acks.unacked().cloned().collect();
         info!(resent = again.len(), "session resumed");
         let announcement = match sasl2_data {
-            Some(data) => {
+            Some(reply) => {
                 let jid = self.handle.jid.to_string();
-                sasl2::success(&data, &jid, vec![resumed.to_element()])
+                let mut inline = vec![resumed.to_element()];
+                inline.extend(reply.extra);
+                sasl2::success(&reply.additional_data, &jid, inline)
             }
             None => resumed.to_element(),
         };

@@ -48,6 +48,8 @@ pub const HINTS: &str = "urn:xmpp:hints";
 pub const SASL_CB: &str = "urn:xmpp:sasl-cb:0";
 /// XEP-0388 Extensible SASL Profile.
 pub const SASL2: &str = "urn:xmpp:sasl:2";
+/// XEP-0484 Fast Authentication Streamlining Tokens.
+pub const FAST: &str = "urn:xmpp:fast:0";
 /// XEP-0386 Bind 2.
 pub const BIND2: &str = "urn:xmpp:bind:0";
 /// XEP-0004 data forms.

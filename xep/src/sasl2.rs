@@ -56,6 +56,19 @@ pub struct Authenticate {
     pub bind: Option<BindRequest>,
     /// A stream-management `<resume/>` to do on success.
     pub resume: Option<Element>,
+    /// XEP-0484: the mechanism of a FAST token the client asks for.
+    pub request_token: Option<String>,
+    /// XEP-0484: the client logs in with a FAST token.
+    pub fast: Option<FastUse>,
+}
+
+/// The `<fast/>` element of a login with a FAST token (XEP-0484).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FastUse {
+    /// The client's replay counter, when it sends one.
+    pub count: Option<u64>,
+    /// The client wants the token invalidated (logging out).
+    pub invalidate: bool,
 }
 
 impl Authenticate {
@@ -92,12 +105,22 @@ impl Authenticate {
                     .collect(),
             });
         let resume = element.get_child("resume", ns::SM).cloned();
+        let request_token = element
+            .get_child("request-token", ns::FAST)
+            .and_then(|request| request.get_attr("mechanism"))
+            .map(str::to_owned);
+        let fast = element.get_child("fast", ns::FAST).map(|fast| FastUse {
+            count: fast.get_attr("count").and_then(|c| c.parse().ok()),
+            invalidate: matches!(fast.get_attr("invalidate"), Some("true" | "1")),
+        });
         Ok(Authenticate {
             mechanism,
             initial_response,
             user_agent,
             bind,
             resume,
+            request_token,
+            fast,
         })
     }
 }
@@ -137,6 +160,23 @@ pub fn bind_feature<'a>(features: impl IntoIterator<Item = &'a str>) -> Element 
         inline.append_child(Element::new("feature", ns::BIND2).attr("var", var));
     }
     Element::new("bind", ns::BIND2).child(inline)
+}
+
+/// The XEP-0484 `<fast/>` inline feature with the token mechanisms offered.
+pub fn fast_feature<'a>(mechanisms: impl IntoIterator<Item = &'a str>) -> Element {
+    let mut fast = Element::new("fast", ns::FAST);
+    for name in mechanisms {
+        fast.append_child(Element::new("mechanism", ns::FAST).text(name));
+    }
+    fast
+}
+
+/// The XEP-0484 `<token/>` handed to a client in a `<success/>`; `expiry` is an XEP-0082
+/// DateTime.
+pub fn fast_token(secret: &str, expiry: &str) -> Element {
+    Element::new("token", ns::FAST)
+        .attr("expiry", expiry)
+        .attr("token", secret)
 }
 
 /// A `<challenge/>`.
@@ -186,6 +226,7 @@ mod tests {
             "<software>AwesomeXMPP</software><device>Kiva's Phone</device></user-agent>",
             "<bind xmlns='urn:xmpp:bind:0'><tag>AwesomeXMPP</tag>",
             "<enable xmlns='urn:xmpp:sm:3' resume='true'/></bind>",
+            "<request-token xmlns='urn:xmpp:fast:0' mechanism='HT-SHA-256-NONE'/>",
             "</authenticate>"
         ))
         .expect("xml");
@@ -204,6 +245,24 @@ mod tests {
         assert_eq!(bind.tag.as_deref(), Some("AwesomeXMPP"));
         assert_eq!(bind.inline.len(), 1);
         assert!(bind.inline[0].is("enable", ns::SM));
+        assert_eq!(parsed.request_token.as_deref(), Some("HT-SHA-256-NONE"));
+        assert_eq!(parsed.fast, None);
+    }
+
+    #[test]
+    fn a_fast_login_with_count_and_invalidation_is_read() {
+        let element = Element::parse(
+            "<authenticate xmlns='urn:xmpp:sasl:2' mechanism='HT-SHA-256-ENDP'><initial-response>=</initial-response><fast xmlns='urn:xmpp:fast:0' count='123' invalidate='true'/></authenticate>",
+        )
+        .expect("xml");
+        let parsed = Authenticate::parse(&element).expect("valid");
+        assert_eq!(
+            parsed.fast,
+            Some(FastUse {
+                count: Some(123),
+                invalidate: true
+            })
+        );
     }
 
     #[test]
