@@ -1,4 +1,4 @@
-//! XEP-0084: User Avatar (1.1.4), XEP-0153: vCard-Based Avatars (1.1.0) and the namespace of
+//! XEP-0084: User Avatar (1.1.4), XEP-0153: vCard-Based Avatars (1.1.1) and the namespace of
 //! XEP-0398: User Avatar to vCard-Based Avatars Conversion (1.0.0)
 //!
 //! The two ways clients store an avatar — PEP data and metadata nodes, or a `<PHOTO/>` in the
