@@ -2,7 +2,9 @@
 //! disco features and stream features with the router, and reads its own `[modules.<name>]`
 //! section of the configuration.
 
+pub mod avatar_conversion;
 pub mod blocking;
+pub mod bookmarks_conversion;
 pub mod caps;
 pub mod carbons;
 pub mod catalogue;
@@ -59,6 +61,10 @@ pub struct ModulesConfig {
     pub carbons: carbons::CarbonsConfig,
     /// `[modules.blocking]`
     pub blocking: blocking::BlockingConfig,
+    /// `[modules.avatar_conversion]`
+    pub avatar_conversion: avatar_conversion::AvatarConversionConfig,
+    /// `[modules.bookmarks_conversion]`
+    pub bookmarks_conversion: bookmarks_conversion::BookmarksConversionConfig,
 }
 
 impl ModulesConfig {
@@ -81,6 +87,8 @@ pub fn enabled_modules(
         router_config.limits.max_roster_items,
     ));
     let caps = Arc::new(caps::CapsModule::new(&config.caps));
+    let private = Arc::new(private::PrivateModule::new(config.private.clone()));
+    let vcards = Arc::new(vcard::VCardModule::new(config.vcard.clone()));
     let mut modules: Vec<Arc<dyn Module>> = vec![
         rosters.clone(),
         Arc::new(presence::PresenceModule::new(
@@ -94,8 +102,8 @@ pub fn enabled_modules(
         caps.clone(),
         Arc::new(ping::PingModule),
         Arc::new(time::TimeModule),
-        Arc::new(private::PrivateModule::new(config.private.clone())),
-        Arc::new(vcard::VCardModule::new(config.vcard.clone())),
+        private.clone(),
+        vcards.clone(),
     ];
     if config.pep.enabled {
         let contacts = Arc::new(remote_interests::RemoteInterests::new(
@@ -104,12 +112,24 @@ pub fn enabled_modules(
             remote_interests::RemoteLimits::of(&router_config.s2s),
         ));
         modules.push(contacts.clone());
-        modules.push(Arc::new(pep::PepModule::new(
+        let pep = Arc::new(pep::PepModule::new(
             &config.pep,
             storage.clone(),
             rosters.clone(),
             contacts,
-        )));
+        ));
+        modules.push(pep.clone());
+        if config.avatar_conversion.enabled {
+            modules.push(Arc::new(avatar_conversion::AvatarConversionModule::new(
+                pep.clone(),
+                vcards,
+            )));
+        }
+        if config.bookmarks_conversion.enabled {
+            modules.push(Arc::new(
+                bookmarks_conversion::BookmarksConversionModule::new(pep, private),
+            ));
+        }
     }
     if config.pubsub.enabled {
         modules.push(Arc::new(pubsub_service::PubSubServiceModule::new(

@@ -10,11 +10,12 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use jid::{BareJid, FullJid, Jid};
+use rempart_xep::data_form::DataForm;
 use rempart_xep::delay::delay;
 use rempart_xep::disco::{DiscoItem, Identity};
 use rempart_xep::element::Element;
-use rempart_xep::pubsub::{event_message, NS, NS_OWNER};
-use rempart_xep::stanza::{Condition, StanzaError};
+use rempart_xep::pubsub::{event_message, NS, NS_EVENT, NS_OWNER};
+use rempart_xep::stanza::{Condition, IqType, StanzaError};
 use serde::Deserialize;
 use time::OffsetDateTime;
 
@@ -23,8 +24,13 @@ use crate::modules::roster::RosterModule;
 use crate::modules::Module;
 use crate::pubsub::config::{NodeConfig, SendLastItem};
 use crate::pubsub::fanout::Fanout;
-use crate::pubsub::protocol::{items_event, Request, ServicePolicy, FEATURES};
-use crate::pubsub::{check_access, NodeRecord, PubSub, PubSubLimits, Relation, ServiceId};
+use crate::pubsub::protocol::{
+    items_event, submit_notifications, Request, ServicePolicy, FEATURES,
+};
+use crate::pubsub::{
+    check_access, ItemRecord, NodeRecord, PubSub, PubSubError, PubSubLimits, Publication, Relation,
+    ServiceId,
+};
 use crate::router::{
     priority, AccountItems, Event, EventHook, Flow, HookPoint, Implements, IqHandler, IqRequest,
     IqResult, IqScope, Registrar, Router, SessionHandle,
@@ -305,6 +311,87 @@ impl PepModule {
         }
     }
 
+    /// Publishes `payload` as item `id` of `owner`'s `node` on the owner's behalf, notifying
+    /// as a client's publish does. `creation` configures the node when this publish creates
+    /// it; an existing node keeps the configuration its owner chose. Raises no hook event,
+    /// so that a conversion never calls itself back.
+    pub async fn publish_for_owner(
+        &self,
+        router: &Router,
+        owner: &BareJid,
+        node: &str,
+        id: &str,
+        payload: &Element,
+        creation: &DataForm,
+    ) -> Result<(), PubSubError> {
+        let service = self.service(owner);
+        let exists = self.engine.node(&service.id, node).await?.is_some();
+        let published = self
+            .engine
+            .publish(
+                &service.id,
+                node,
+                Publication {
+                    item_id: Some(id.to_owned()),
+                    payload: Some(payload),
+                    publisher: owner.as_str(),
+                    options: (!exists).then_some(creation),
+                    creator: None,
+                },
+            )
+            .await?;
+        let event = items_event(
+            node,
+            std::slice::from_ref(&published.item),
+            published.node.config.deliver_payloads,
+        );
+        submit_notifications(router, &self.fanout, &service, node, &published.node, event).await;
+        Ok(())
+    }
+
+    /// Retracts items of `owner`'s `node` on the owner's behalf and notifies the retraction
+    /// (clients leave a room whose bookmark is retracted); raises no hook event.
+    pub async fn retract_for_owner(
+        &self,
+        router: &Router,
+        owner: &BareJid,
+        node: &str,
+        ids: &[String],
+    ) -> Result<(), PubSubError> {
+        let service = self.service(owner);
+        let Some(record) = self.engine.node(&service.id, node).await? else {
+            return Ok(());
+        };
+        let mut event = Element::new("items", NS_EVENT).attr("node", node);
+        for id in ids {
+            if self.engine.retract(&service.id, node, id).await? {
+                event.append_child(Element::new("retract", NS_EVENT).attr("id", id.clone()));
+            }
+        }
+        if event.children().next().is_some() {
+            submit_notifications(router, &self.fanout, &service, node, &record, event).await;
+        }
+        Ok(())
+    }
+
+    /// One of `owner`'s nodes, if it exists.
+    pub async fn node_of(
+        &self,
+        owner: &BareJid,
+        node: &str,
+    ) -> Result<Option<NodeRecord>, PubSubError> {
+        self.engine.node(&service_of(owner), node).await
+    }
+
+    /// The items of one of `owner`'s nodes, oldest first; none when the node does not exist.
+    pub async fn items_of(
+        &self,
+        owner: &BareJid,
+        node: &str,
+    ) -> Result<Vec<ItemRecord>, PubSubError> {
+        self.engine.items(&service_of(owner), node).await
+    }
+
     fn service(&self, owner: &BareJid) -> AccountService {
         AccountService::new(owner, self.rosters.clone(), self.remote.clone())
     }
@@ -466,7 +553,7 @@ impl IqHandler<Router> for PepModule {
             return Err(StanzaError::new(Condition::BadRequest));
         };
         let service = self.service(owner);
-        Request {
+        let answer = Request {
             engine: &self.engine,
             service: &service,
             router,
@@ -474,7 +561,56 @@ impl IqHandler<Router> for PepModule {
             fanout: &self.fanout,
         }
         .answer()
-        .await
+        .await;
+        if let Ok(result) = &answer {
+            if request.iq_type == IqType::Set && request.from_owner() {
+                raise_change_event(router, owner, &request.payload, result.as_ref()).await;
+            }
+        }
+        answer
+    }
+}
+
+/// Tells the modules that mirror PEP nodes elsewhere (avatars in the vCard, bookmarks in
+/// private XML) what the owner's successful request changed.
+async fn raise_change_event(
+    router: &Router,
+    owner: &BareJid,
+    pubsub: &Element,
+    result: Option<&Element>,
+) {
+    let Some(operation) = pubsub.children().next() else {
+        return;
+    };
+    let Some(node) = operation.get_attr("node") else {
+        return;
+    };
+    match (pubsub.ns(), operation.name()) {
+        (NS, "publish") => {
+            let published_id = result
+                .and_then(|r| r.get_child("publish", NS))
+                .and_then(|p| p.get_child("item", NS))
+                .and_then(|i| i.get_attr("id"));
+            let Some(id) = published_id else {
+                return;
+            };
+            let payload = operation
+                .get_child("item", NS)
+                .and_then(|item| item.children().next());
+            let event = Event::PepItemPublished {
+                owner,
+                node,
+                id,
+                payload,
+            };
+            router.run_hooks(event).await;
+        }
+        (NS, "retract") | (NS_OWNER, "purge" | "delete") => {
+            router
+                .run_hooks(Event::PepItemsRemoved { owner, node })
+                .await;
+        }
+        _ => {}
     }
 }
 

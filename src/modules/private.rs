@@ -5,14 +5,19 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use jid::BareJid;
 use rempart_xep::element::Element;
 use rempart_xep::ns;
 use rempart_xep::stanza::{Condition, IqType, StanzaError};
 use serde::Deserialize;
+use tracing::warn;
 
 use crate::modules::roster::internal;
 use crate::modules::Module;
-use crate::router::{Implements, IqHandler, IqRequest, IqResult, IqScope, Registrar, Router};
+use crate::router::{
+    Event, Implements, IqHandler, IqRequest, IqResult, IqScope, Registrar, Router,
+};
+use crate::storage::{MapStore, StorageError};
 
 /// Store name of private XML.
 const STORE: &str = "private";
@@ -67,29 +72,103 @@ impl PrivateModule {
         PrivateModule { config }
     }
 
-    /// Refuses a write of `size` bytes under `key` that would pass the account's quota: an
-    /// element larger than the whole quota is `not-acceptable`, a full store is
-    /// `resource-constraint`.
+    /// The element `<name xmlns=ns/>` `owner` stored, if any.
+    pub async fn element(
+        &self,
+        router: &Router,
+        owner: &BareJid,
+        ns: &str,
+        name: &str,
+    ) -> Result<Option<Element>, StorageError> {
+        let stored = Self::store_of(router, owner)
+            .get(&user_of(owner), &key_of(ns, name))
+            .await?;
+        Ok(stored.and_then(|xml| Element::parse(&xml).ok()))
+    }
+
+    /// Stores `data` for `owner` within the quota, replacing the element of the same name
+    /// and namespace. Raises no hook event: modules that convert into private storage use it
+    /// without being called back.
+    pub async fn store(
+        &self,
+        router: &Router,
+        owner: &BareJid,
+        data: &Element,
+    ) -> Result<(), PrivateStoreError> {
+        let store = Self::store_of(router, owner);
+        let user = user_of(owner);
+        let key = key_of(data.ns(), data.name());
+        let xml = data.to_xml();
+        let held = store.all(&user).await?;
+        self.check_quota(&held, &key, xml.len())?;
+        store.set(&user, &key, &xml).await?;
+        Ok(())
+    }
+
+    fn store_of(router: &Router, owner: &BareJid) -> MapStore<String> {
+        router.storage.map::<String>(owner.domain().as_str(), STORE)
+    }
+
+    /// Refuses a write of `size` bytes under `key` that would pass the account's quota.
     fn check_quota(
         &self,
         held: &[(String, String)],
         key: &str,
         size: usize,
-    ) -> Result<(), StanzaError> {
+    ) -> Result<(), PrivateStoreError> {
         if size > self.config.max_bytes {
-            return Err(StanzaError::new(Condition::NotAcceptable)
-                .with_text("the element is larger than the private storage quota"));
+            return Err(PrivateStoreError::LargerThanQuota);
         }
         let others = held.iter().filter(|(stored, _)| stored != key);
         let (keys, bytes) = others.fold((0usize, 0usize), |(keys, bytes), (_, xml)| {
             (keys + 1, bytes.saturating_add(xml.len()))
         });
         if keys >= self.config.max_keys || bytes.saturating_add(size) > self.config.max_bytes {
-            return Err(StanzaError::new(Condition::ResourceConstraint)
-                .with_text("the private storage quota of this account is used up"));
+            return Err(PrivateStoreError::QuotaUsedUp);
         }
         Ok(())
     }
+}
+
+/// Why an element was not stored.
+#[derive(Debug, thiserror::Error)]
+pub enum PrivateStoreError {
+    /// The element alone is larger than the whole quota.
+    #[error("the element is larger than the private storage quota")]
+    LargerThanQuota,
+    /// The account's quota in keys or bytes is used up.
+    #[error("the private storage quota of this account is used up")]
+    QuotaUsedUp,
+    /// Storage failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+impl PrivateStoreError {
+    /// The answer to the client: an element larger than the whole quota is
+    /// `not-acceptable`, a full store is `resource-constraint`.
+    fn to_stanza_error(&self) -> StanzaError {
+        match self {
+            PrivateStoreError::LargerThanQuota => {
+                StanzaError::new(Condition::NotAcceptable).with_text(self.to_string())
+            }
+            PrivateStoreError::QuotaUsedUp => {
+                StanzaError::new(Condition::ResourceConstraint).with_text(self.to_string())
+            }
+            PrivateStoreError::Storage(error) => {
+                warn!(%error, "storage failure");
+                StanzaError::new(Condition::InternalServerError)
+            }
+        }
+    }
+}
+
+fn user_of(owner: &BareJid) -> String {
+    owner.node().map(|n| n.to_string()).unwrap_or_default()
+}
+
+fn key_of(ns: &str, name: &str) -> String {
+    format!("{ns} {name}")
 }
 
 #[async_trait]
@@ -106,27 +185,30 @@ impl IqHandler<Router> for PrivateModule {
         if [ns::CLIENT, ns::SERVER, ns::PRIVATE].contains(&data.ns()) {
             return Err(StanzaError::new(Condition::NotAcceptable));
         }
-        let account = request.to.to_bare();
-        let user = account.node().map(|n| n.to_string()).unwrap_or_default();
-        let store = router
-            .storage
-            .map::<String>(account.domain().as_str(), STORE);
-        let key = format!("{} {}", data.ns(), data.name());
+        let owner = request.to.to_bare();
         match request.iq_type {
             IqType::Set => {
-                let xml = data.to_xml();
-                let held = store.all(&user).await.map_err(internal)?;
-                self.check_quota(&held, &key, xml.len())?;
-                store.set(&user, &key, &xml).await.map_err(internal)?;
+                self.store(router, &owner, data)
+                    .await
+                    .map_err(|error| error.to_stanza_error())?;
+                let event = Event::PrivateXmlStored {
+                    owner: &owner,
+                    data,
+                };
+                router.run_hooks(event).await;
                 Ok(None)
             }
             _ => {
-                let stored = store
-                    .get(&user, &key)
+                let mut stored = self
+                    .element(router, &owner, data.ns(), data.name())
                     .await
                     .map_err(internal)?
-                    .and_then(|xml| Element::parse(&xml).ok())
                     .unwrap_or_else(|| Element::new(data.name(), data.ns()));
+                let event = Event::PrivateXmlRead {
+                    owner: &owner,
+                    data: &mut stored,
+                };
+                router.run_hooks(event).await;
                 Ok(Some(Element::new("query", ns::PRIVATE).child(stored)))
             }
         }

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use jid::BareJid;
 use rempart_xep::element::Element;
 use rempart_xep::ns;
 use rempart_xep::stanza::{Condition, IqType, StanzaError};
@@ -11,7 +12,10 @@ use serde::Deserialize;
 
 use crate::modules::roster::internal;
 use crate::modules::Module;
-use crate::router::{Implements, IqHandler, IqRequest, IqResult, IqScope, Registrar, Router};
+use crate::router::{
+    Event, Implements, IqHandler, IqRequest, IqResult, IqScope, Registrar, Router,
+};
+use crate::storage::{KvStore, StorageError};
 
 /// Store name of vCards.
 const STORE: &str = "vcard";
@@ -64,47 +68,87 @@ impl VCardModule {
     pub fn new(config: VCardConfig) -> Self {
         VCardModule { config }
     }
+
+    /// `owner`'s stored vCard, if any.
+    pub async fn vcard(
+        &self,
+        router: &Router,
+        owner: &BareJid,
+    ) -> Result<Option<Element>, StorageError> {
+        let xml = Self::store_of(router, owner).get(&user_of(owner)).await?;
+        Ok(xml.and_then(|xml| Element::parse(&xml).ok()))
+    }
+
+    /// Stores `owner`'s vCard within the size limit. Raises no hook event: modules that
+    /// convert into the vCard use it without being called back.
+    pub async fn store(
+        &self,
+        router: &Router,
+        owner: &BareJid,
+        vcard: &Element,
+    ) -> Result<(), VCardStoreError> {
+        let xml = vcard.to_xml();
+        if xml.len() > self.config.max_size {
+            return Err(VCardStoreError::TooLarge(self.config.max_size));
+        }
+        Self::store_of(router, owner)
+            .set(&user_of(owner), &xml)
+            .await?;
+        Ok(())
+    }
+
+    fn store_of(router: &Router, owner: &BareJid) -> KvStore<String> {
+        router.storage.kv::<String>(owner.domain().as_str(), STORE)
+    }
+}
+
+/// Why a vCard was not stored.
+#[derive(Debug, thiserror::Error)]
+pub enum VCardStoreError {
+    /// It is larger than the configured limit (in bytes).
+    #[error("a vCard may take at most {0} bytes")]
+    TooLarge(usize),
+    /// Storage failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+fn user_of(owner: &BareJid) -> String {
+    owner.node().map(|n| n.to_string()).unwrap_or_default()
 }
 
 #[async_trait]
 impl IqHandler<Router> for VCardModule {
     async fn handle(&self, router: &Router, request: IqRequest) -> IqResult {
         let account = request.to.to_bare();
-        let user = account.node().map(|n| n.to_string()).unwrap_or_default();
-        let store = router
-            .storage
-            .kv::<String>(account.domain().as_str(), STORE);
         match request.iq_type {
             IqType::Set => {
                 if !request.from_owner() {
                     return Err(StanzaError::new(Condition::Forbidden));
                 }
-                let xml = request.payload.to_xml();
-                if xml.len() > self.config.max_size {
-                    return Err(
-                        StanzaError::new(Condition::NotAcceptable).with_text(format!(
-                            "a vCard may take at most {} bytes",
-                            self.config.max_size
-                        )),
-                    );
+                match self.store(router, &account, &request.payload).await {
+                    Ok(()) => {}
+                    Err(error @ VCardStoreError::TooLarge(_)) => {
+                        return Err(
+                            StanzaError::new(Condition::NotAcceptable).with_text(error.to_string())
+                        )
+                    }
+                    Err(VCardStoreError::Storage(error)) => return Err(internal(error)),
                 }
-                store.set(&user, &xml).await.map_err(internal)?;
+                let event = Event::VCardStored {
+                    owner: &account,
+                    vcard: &request.payload,
+                };
+                router.run_hooks(event).await;
                 Ok(None)
             }
-            _ => {
-                let stored = store
-                    .get(&user)
-                    .await
-                    .map_err(internal)?
-                    .and_then(|xml| Element::parse(&xml).ok());
-                match stored {
-                    Some(vcard) => Ok(Some(vcard)),
-                    None if request.from_owner() => Ok(Some(Element::new("vCard", ns::VCARD))),
-                    // XEP-0054 §3.1: the same answer as for an account that does not exist
-                    // (which the router gives), so that lookups cannot harvest accounts.
-                    None => Err(StanzaError::new(Condition::ServiceUnavailable)),
-                }
-            }
+            _ => match self.vcard(router, &account).await.map_err(internal)? {
+                Some(vcard) => Ok(Some(vcard)),
+                None if request.from_owner() => Ok(Some(Element::new("vCard", ns::VCARD))),
+                // XEP-0054 §3.1: the same answer as for an account that does not exist
+                // (which the router gives), so that lookups cannot harvest accounts.
+                None => Err(StanzaError::new(Condition::ServiceUnavailable)),
+            },
         }
     }
 }

@@ -183,6 +183,28 @@ async fn send_notifications(
     }
 }
 
+/// Hands the notifications about `node` to the fan-out workers: whoever changed the node is
+/// answered without waiting for them, however many recipients there are.
+pub async fn submit_notifications(
+    router: &Router,
+    fanout: &Fanout,
+    service: &dyn ServicePolicy,
+    node: &str,
+    record: &NodeRecord,
+    payload: Element,
+) {
+    let Some(router) = router.handle() else {
+        return;
+    };
+    let service = service.shared();
+    let key = service.id().clone();
+    let (node, record) = (node.to_owned(), record.clone());
+    let delivery = async move {
+        send_notifications(&router, service.as_ref(), &node, &record, payload).await;
+    };
+    fanout.submit(key, Box::pin(delivery)).await;
+}
+
 impl Request<'_> {
     fn requester(&self) -> BareJid {
         self.request.from.to_bare()
@@ -242,19 +264,16 @@ impl Request<'_> {
         Err(StanzaError::new(Condition::FeatureNotImplemented))
     }
 
-    /// Hands the notifications about `node` to the fan-out workers: the request is answered
-    /// without waiting for them, however many recipients there are.
     async fn notify(&self, node: &str, record: &NodeRecord, payload: Element) {
-        let Some(router) = self.router.handle() else {
-            return;
-        };
-        let service = self.service.shared();
-        let key = service.id().clone();
-        let (node, record) = (node.to_owned(), record.clone());
-        let delivery = async move {
-            send_notifications(&router, service.as_ref(), &node, &record, payload).await;
-        };
-        self.fanout.submit(key, Box::pin(delivery)).await;
+        submit_notifications(
+            self.router,
+            self.fanout,
+            self.service,
+            node,
+            record,
+            payload,
+        )
+        .await;
     }
 
     async fn publish(&self, publish: &Element) -> IqResult {

@@ -60,6 +60,16 @@ pub enum HookPoint {
     ContactInterestsKnown,
     /// See [`Event::RemoteDomainDisconnected`].
     RemoteDomainDisconnected,
+    /// See [`Event::PepItemPublished`].
+    PepItemPublished,
+    /// See [`Event::PepItemsRemoved`].
+    PepItemsRemoved,
+    /// See [`Event::VCardStored`].
+    VCardStored,
+    /// See [`Event::PrivateXmlStored`].
+    PrivateXmlStored,
+    /// See [`Event::PrivateXmlRead`].
+    PrivateXmlRead,
 }
 
 /// Something that happened, handed to the hooks registered for it.
@@ -97,12 +107,13 @@ pub enum Event<'a> {
         /// The message.
         message: &'a Element,
     },
-    /// A local session sent a presence stanza (`from` already stamped).
+    /// A local session sent a presence stanza (`from` already stamped), before it is
+    /// handled: a hook may add to it (the XEP-0153 avatar hash).
     PresenceFromClient {
         /// The sending session.
         session: &'a SessionHandle,
-        /// The presence.
-        presence: &'a Element,
+        /// The presence, which hooks may change.
+        presence: &'a mut Element,
     },
     /// A local session sent an IQ (`from` already stamped), before routing.
     IqFromClient {
@@ -185,6 +196,49 @@ pub enum Event<'a> {
         /// The remote domain.
         domain: &'a str,
     },
+    /// An account's owner published an item to one of its PEP nodes (after it is stored,
+    /// before the owner gets the result). Publishes made by modules raise no event, so a
+    /// conversion never triggers itself.
+    PepItemPublished {
+        /// The account.
+        owner: &'a BareJid,
+        /// The node.
+        node: &'a str,
+        /// The item id.
+        id: &'a str,
+        /// The item's payload, if it has one.
+        payload: Option<&'a Element>,
+    },
+    /// An account's owner retracted items of one of its PEP nodes, purged it or deleted it.
+    PepItemsRemoved {
+        /// The account.
+        owner: &'a BareJid,
+        /// The node.
+        node: &'a str,
+    },
+    /// An account's owner stored its vCard (XEP-0054); writes by modules raise no event.
+    VCardStored {
+        /// The account.
+        owner: &'a BareJid,
+        /// The vCard as stored.
+        vcard: &'a Element,
+    },
+    /// An account's owner stored an element in private XML storage (XEP-0049); writes by
+    /// modules raise no event.
+    PrivateXmlStored {
+        /// The account.
+        owner: &'a BareJid,
+        /// The element as stored.
+        data: &'a Element,
+    },
+    /// An account's owner asks for an element of its private XML storage: a hook may answer
+    /// with a newer copy kept elsewhere (bookmarks in PEP).
+    PrivateXmlRead {
+        /// The account.
+        owner: &'a BareJid,
+        /// The element about to be returned (stored, or empty), which hooks may replace.
+        data: &'a mut Element,
+    },
 }
 
 impl Event<'_> {
@@ -207,6 +261,11 @@ impl Event<'_> {
             Event::SubscriptionRevoked { .. } => HookPoint::SubscriptionRevoked,
             Event::ContactInterestsKnown { .. } => HookPoint::ContactInterestsKnown,
             Event::RemoteDomainDisconnected { .. } => HookPoint::RemoteDomainDisconnected,
+            Event::PepItemPublished { .. } => HookPoint::PepItemPublished,
+            Event::PepItemsRemoved { .. } => HookPoint::PepItemsRemoved,
+            Event::VCardStored { .. } => HookPoint::VCardStored,
+            Event::PrivateXmlStored { .. } => HookPoint::PrivateXmlStored,
+            Event::PrivateXmlRead { .. } => HookPoint::PrivateXmlRead,
         }
     }
 }

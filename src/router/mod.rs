@@ -233,7 +233,7 @@ impl Router {
                 if self
                     .run_hooks(Event::PresenceFromClient {
                         session,
-                        presence: &stanza,
+                        presence: &mut stanza,
                     })
                     .await
                     == Flow::Stop

@@ -4,6 +4,7 @@
 
 pub mod binary;
 pub mod federation;
+pub mod interests;
 pub mod socket_options;
 
 use std::net::SocketAddr;
@@ -66,12 +67,17 @@ impl TestServer {
 
     /// A server on the redb store of `dir`, which survives `stop` for a restart.
     pub async fn start_persistent(dir: tempfile::TempDir) -> TestServer {
+        Self::start_persistent_with(dir, "").await
+    }
+
+    /// Like `start_persistent`, with `extra` TOML as in `start_with`.
+    pub async fn start_persistent_with(dir: tempfile::TempDir, extra: &str) -> TestServer {
         let storage = Storage::open(
             rempart::storage::BackendKind::Redb,
             &dir.path().join("data"),
         )
         .expect("redb store");
-        Self::start_in(dir, "localhost", LOCAL_HOSTS, "", storage).await
+        Self::start_in(dir, "localhost", LOCAL_HOSTS, extra, storage).await
     }
 
     /// A server for `domain` alone (federation tests run two of them).

@@ -2,7 +2,9 @@
 //! payloads of each protocol area. No I/O and no async runtime live here.
 
 pub mod address;
+pub mod avatar;
 pub mod blocking;
+pub mod bookmarks;
 pub mod caps;
 pub mod carbons;
 pub mod csi;
