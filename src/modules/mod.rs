@@ -4,13 +4,16 @@
 
 pub mod caps;
 pub mod catalogue;
+pub mod contact_info;
 pub mod disco;
+pub mod external_services;
 pub mod offline;
 pub mod pep;
 pub mod ping;
 pub mod presence;
 pub mod private;
 pub mod pubsub_service;
+pub mod push;
 pub mod remote_interests;
 pub mod roster;
 pub mod time;
@@ -53,6 +56,12 @@ pub struct ModulesConfig {
     pub vcard: vcard::VCardConfig,
     /// `[modules.caps]`
     pub caps: caps::CapsConfig,
+    /// `[modules.push]`
+    pub push: push::PushConfig,
+    /// `[modules.external_services]`
+    pub external_services: external_services::ExternalServicesConfig,
+    /// `[modules.contact_info]`
+    pub contact_info: contact_info::ContactInfoConfig,
 }
 
 impl ModulesConfig {
@@ -90,6 +99,11 @@ pub fn enabled_modules(
         Arc::new(time::TimeModule),
         Arc::new(private::PrivateModule::new(config.private.clone())),
         Arc::new(vcard::VCardModule::new(config.vcard.clone())),
+        Arc::new(push::PushModule::new(config.push.clone())),
+        Arc::new(external_services::ExternalServicesModule::new(
+            &config.external_services,
+        )?),
+        Arc::new(contact_info::ContactInfoModule::new(&config.contact_info)?),
     ];
     if config.pep.enabled {
         let contacts = Arc::new(remote_interests::RemoteInterests::new(
