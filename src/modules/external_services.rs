@@ -154,7 +154,12 @@ impl ExternalServicesModule {
     }
 
     /// A service as announced to `user`, with fresh credentials when it has a secret.
-    fn describe(&self, service: &ServiceConfig, user: &BareJid, now: SystemTime) -> ExternalService {
+    fn describe(
+        &self,
+        service: &ServiceConfig,
+        user: &BareJid,
+        now: SystemTime,
+    ) -> ExternalService {
         let mut described = ExternalService {
             kind: service.kind.as_str().to_owned(),
             host: service.host.clone(),
@@ -238,8 +243,9 @@ impl IqHandler<Router> for ExternalServicesModule {
             return Err(StanzaError::new(Condition::Forbidden));
         }
         let now = SystemTime::now();
-        let query = ExtDiscoRequest::parse(&request.payload)
-            .map_err(|error| StanzaError::new(Condition::BadRequest).with_text(error.to_string()))?;
+        let query = ExtDiscoRequest::parse(&request.payload).map_err(|error| {
+            StanzaError::new(Condition::BadRequest).with_text(error.to_string())
+        })?;
         match query {
             ExtDiscoRequest::Services { kind } => {
                 let services: Vec<ExternalService> = self
@@ -311,16 +317,23 @@ mod tests {
 
     #[test]
     fn a_stun_service_with_a_secret_or_an_empty_secret_is_refused() {
-        assert!(ExternalServicesModule::new(&config(&[service(ServiceKind::Stun, Some("s"))])).is_err());
-        assert!(ExternalServicesModule::new(&config(&[service(ServiceKind::Turn, Some(""))])).is_err());
-        assert!(ExternalServicesModule::new(&config(&[service(ServiceKind::Turns, Some("s"))])).is_ok());
+        assert!(
+            ExternalServicesModule::new(&config(&[service(ServiceKind::Stun, Some("s"))])).is_err()
+        );
+        assert!(
+            ExternalServicesModule::new(&config(&[service(ServiceKind::Turn, Some(""))])).is_err()
+        );
+        assert!(
+            ExternalServicesModule::new(&config(&[service(ServiceKind::Turns, Some("s"))])).is_ok()
+        );
     }
 
     #[test]
     fn a_service_without_secret_carries_no_credentials() {
         let module = ExternalServicesModule::new(&config(&[])).expect("module");
         let user = BareJid::new("alice@example.org").expect("jid");
-        let described = module.describe(&service(ServiceKind::Turn, None), &user, SystemTime::now());
+        let described =
+            module.describe(&service(ServiceKind::Turn, None), &user, SystemTime::now());
         assert!(!described.restricted);
         assert_eq!(described.username, None);
         assert_eq!(described.transport.as_deref(), Some("udp"));

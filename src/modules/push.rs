@@ -21,11 +21,11 @@ use serde::Deserialize;
 use tracing::{debug, warn};
 
 use crate::modules::Module;
-use crate::storage::StorageError;
 use crate::router::{
     priority, Event, EventHook, Flow, HookPoint, Implements, IqHandler, IqRequest, IqResult,
     IqScope, Registrar, Router,
 };
+use crate::storage::StorageError;
 use pacing::{Pace, Pacing};
 use registrations::{AccountRegistrations, Enabled, Target};
 
@@ -100,7 +100,10 @@ impl PushModule {
         }
         if let Ok(full) = request.from.clone().try_into_full() {
             if let Some(entry) = router.sessions.get(&full) {
-                entry.handle.extensions.set(SessionPush(Target::of(&enable)));
+                entry
+                    .handle
+                    .extensions
+                    .set(SessionPush(Target::of(&enable)));
             }
         }
         Ok(None)
@@ -208,7 +211,10 @@ impl PushModule {
             .get_child("error", ns::CLIENT)
             .map(|error| error.get_attr("type").unwrap_or_default());
         if error_type.is_some_and(|kind| kind != "wait") {
-            debug!(id, "push service refused a notification; registration disabled");
+            debug!(
+                id,
+                "push service refused a notification; registration disabled"
+            );
             if let Err(error) = self
                 .disable(router, account, &target.service, Some(&target.node))
                 .await

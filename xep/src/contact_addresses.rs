@@ -42,7 +42,9 @@ impl ContactAddresses {
 
     /// True when no address is given: then the server publishes no form.
     pub fn is_empty(&self) -> bool {
-        self.fields().iter().all(|(_, addresses)| addresses.is_empty())
+        self.fields()
+            .iter()
+            .all(|(_, addresses)| addresses.is_empty())
     }
 
     /// The first address that is not a URI, if any (XEP-0157 §3 wants URIs).

@@ -238,10 +238,7 @@ mod tests {
         pacing.seen(&alice());
         assert_eq!(pacing.due(&alice(), &target(), start + MINUTE), None);
         assert_eq!(pacing.pace(&alice(), &target(), start, MINUTE), Pace::Now);
-        assert_eq!(
-            pacing.record(&alice(), None, None).message_count,
-            Some(1)
-        );
+        assert_eq!(pacing.record(&alice(), None, None).message_count, Some(1));
     }
 
     #[test]

@@ -121,10 +121,7 @@ impl AccountRegistrations {
                 target.service == *service && node.is_none_or(|node| target.node == node)
             })
             .collect();
-        let changes = removed
-            .iter()
-            .map(|target| (target.key(), None))
-            .collect();
+        let changes = removed.iter().map(|target| (target.key(), None)).collect();
         self.store.apply(&self.user, changes).await?;
         Ok(removed)
     }
