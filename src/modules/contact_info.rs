@@ -42,24 +42,37 @@ static IMPLEMENTS: &[Implements] = &[Implements {
     note: "contact addresses from the configuration in the server's disco#info",
 }];
 
-impl ContactInfoModule {
-    /// The module, once every address is checked to be a URI.
-    pub fn new(config: &ContactInfoConfig) -> Result<Self, ConfigError> {
-        let addresses = ContactAddresses {
-            abuse: config.abuse.clone(),
-            admin: config.admin.clone(),
-            feedback: config.feedback.clone(),
-            sales: config.sales.clone(),
-            security: config.security.clone(),
-            status: config.status.clone(),
-            support: config.support.clone(),
-        };
-        if let Some(bad) = addresses.first_non_uri() {
-            return Err(ConfigError::Invalid(format!(
-                "modules.contact_info: {bad:?} is not a URI (mailto:, xmpp:, https: ...)"
-            )));
+impl ContactInfoConfig {
+    /// The addresses, as published.
+    fn addresses(&self) -> ContactAddresses {
+        ContactAddresses {
+            abuse: self.abuse.clone(),
+            admin: self.admin.clone(),
+            feedback: self.feedback.clone(),
+            sales: self.sales.clone(),
+            security: self.security.clone(),
+            status: self.status.clone(),
+            support: self.support.clone(),
         }
-        Ok(ContactInfoModule { addresses })
+    }
+
+    /// Checks that every address is a URI.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        match self.addresses().first_non_uri() {
+            Some(bad) => Err(ConfigError::Invalid(format!(
+                "modules.contact_info: {bad:?} is not a URI (mailto:, xmpp:, https: ...)"
+            ))),
+            None => Ok(()),
+        }
+    }
+}
+
+impl ContactInfoModule {
+    /// The module with its (checked) configuration.
+    pub fn new(config: &ContactInfoConfig) -> Self {
+        ContactInfoModule {
+            addresses: config.addresses(),
+        }
     }
 }
 
@@ -89,11 +102,11 @@ mod tests {
             abuse: vec!["abuse@example.org".to_owned()],
             ..ContactInfoConfig::default()
         };
-        assert!(ContactInfoModule::new(&config).is_err());
+        assert!(config.check().is_err());
         let config = ContactInfoConfig {
             abuse: vec!["mailto:abuse@example.org".to_owned()],
             ..ContactInfoConfig::default()
         };
-        assert!(ContactInfoModule::new(&config).is_ok());
+        assert!(config.check().is_ok());
     }
 }

@@ -119,16 +119,16 @@ static IMPLEMENTS: &[Implements] = &[Implements {
     note: "STUN/TURN services from the configuration, time-limited TURN credentials",
 }];
 
-impl ExternalServicesModule {
-    /// The module, once its configuration is checked: a secret only on TURN services, and
-    /// never empty.
-    pub fn new(config: &ExternalServicesConfig) -> Result<Self, ConfigError> {
+impl ExternalServicesConfig {
+    /// Checks what serde cannot: a secret only on TURN services and never empty, a host
+    /// for every service, credentials that live a while.
+    pub fn check(&self) -> Result<(), ConfigError> {
         let invalid = |message: String| {
             Err(ConfigError::Invalid(format!(
                 "modules.external_services: {message}"
             )))
         };
-        for service in &config.services {
+        for service in &self.services {
             if service.host.is_empty() {
                 return invalid("a service needs a host".into());
             }
@@ -145,12 +145,19 @@ impl ExternalServicesModule {
                 _ => {}
             }
         }
-        if config.credentials_ttl_secs == 0 {
+        if self.credentials_ttl_secs == 0 {
             return invalid("credentials_ttl_secs must be above zero".into());
         }
-        Ok(ExternalServicesModule {
+        Ok(())
+    }
+}
+
+impl ExternalServicesModule {
+    /// The module with its (checked) configuration.
+    pub fn new(config: &ExternalServicesConfig) -> Self {
+        ExternalServicesModule {
             config: config.clone(),
-        })
+        }
     }
 
     /// A service as announced to `user`, with fresh credentials when it has a secret.
@@ -330,7 +337,7 @@ mod tests {
 
     #[test]
     fn a_service_without_secret_carries_no_credentials() {
-        let module = ExternalServicesModule::new(&config(&[])).expect("module");
+        let module = ExternalServicesModule::new(&config(&[]));
         let user = BareJid::new("alice@example.org").expect("jid");
         let described =
             module.describe(&service(ServiceKind::Turn, None), &user, SystemTime::now());

@@ -67,9 +67,13 @@ pub struct ModulesConfig {
 impl ModulesConfig {
     /// Reads the `[modules.<name>]` sections, refusing unknown modules, keys and values.
     pub fn of(config: &Config) -> Result<ModulesConfig, ConfigError> {
-        ::config::Value::new(None, ::config::ValueKind::Table(config.modules.clone()))
-            .try_deserialize()
-            .map_err(|error| ConfigError::Invalid(format!("modules: {error}")))
+        let modules: ModulesConfig =
+            ::config::Value::new(None, ::config::ValueKind::Table(config.modules.clone()))
+                .try_deserialize()
+                .map_err(|error| ConfigError::Invalid(format!("modules: {error}")))?;
+        modules.external_services.check()?;
+        modules.contact_info.check()?;
+        Ok(modules)
     }
 }
 
@@ -102,8 +106,8 @@ pub fn enabled_modules(
         Arc::new(push::PushModule::new(config.push.clone())),
         Arc::new(external_services::ExternalServicesModule::new(
             &config.external_services,
-        )?),
-        Arc::new(contact_info::ContactInfoModule::new(&config.contact_info)?),
+        )),
+        Arc::new(contact_info::ContactInfoModule::new(&config.contact_info)),
     ];
     if config.pep.enabled {
         let contacts = Arc::new(remote_interests::RemoteInterests::new(
