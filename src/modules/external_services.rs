@@ -324,15 +324,15 @@ mod tests {
 
     #[test]
     fn a_stun_service_with_a_secret_or_an_empty_secret_is_refused() {
-        assert!(
-            ExternalServicesModule::new(&config(&[service(ServiceKind::Stun, Some("s"))])).is_err()
-        );
-        assert!(
-            ExternalServicesModule::new(&config(&[service(ServiceKind::Turn, Some(""))])).is_err()
-        );
-        assert!(
-            ExternalServicesModule::new(&config(&[service(ServiceKind::Turns, Some("s"))])).is_ok()
-        );
+        assert!(config(&[service(ServiceKind::Stun, Some("s"))])
+            .check()
+            .is_err());
+        assert!(config(&[service(ServiceKind::Turn, Some(""))])
+            .check()
+            .is_err());
+        assert!(config(&[service(ServiceKind::Turns, Some("s"))])
+            .check()
+            .is_ok());
     }
 
     #[test]
