@@ -131,10 +131,13 @@ impl Pacing {
     }
 
     /// The scheduled notification for `target` is due `now`: returns the summary to send,
-    /// or `None` when the user looked in the meantime.
+    /// or `None` when the user looked in the meantime (which also cancels the schedule).
     pub fn due(&self, account: &BareJid, target: &Target, now: Instant) -> Option<Summary> {
         self.with(account, |state| {
             let throttle = state.throttles.get_mut(target)?;
+            if !throttle.scheduled {
+                return None;
+            }
             throttle.scheduled = false;
             throttle.last_sent = now;
             state.waiting.as_ref().map(summary)
@@ -236,9 +239,10 @@ mod tests {
         pacing.pace(&alice(), &target(), start, MINUTE);
         pacing.pace(&alice(), &target(), start, MINUTE);
         pacing.seen(&alice());
-        assert_eq!(pacing.due(&alice(), &target(), start + MINUTE), None);
-        assert_eq!(pacing.pace(&alice(), &target(), start, MINUTE), Pace::Now);
         assert_eq!(pacing.record(&alice(), None, None).message_count, Some(1));
+        assert_eq!(pacing.pace(&alice(), &target(), start, MINUTE), Pace::Now);
+        // The schedule made before the user looked sends nothing.
+        assert_eq!(pacing.due(&alice(), &target(), start + MINUTE), None);
     }
 
     #[test]
