@@ -81,10 +81,12 @@ impl PushModule {
         }
     }
 
+    /// The shortest time between two notifications to one service.
     fn interval(&self) -> Duration {
         Duration::from_secs(self.config.min_interval_secs)
     }
 
+    /// Stores a registration and remembers it on the session that sent it.
     async fn enable(&self, router: &Router, request: &IqRequest, enable: PushEnable) -> IqResult {
         let account = request.to.to_bare();
         let stored = AccountRegistrations::of(router, &account)
