@@ -63,6 +63,64 @@ async fn caps_node_from_stream_features_answers_disco_info() {
     assert!(reply.contains("var='urn:xmpp:ping'"), "{reply}");
 }
 
+const CONTACTS: &str = r#"
+[modules.contact_info]
+abuse = ["mailto:abuse@localhost", "xmpp:abuse@localhost"]
+security = ["https://localhost/security"]
+"#;
+
+#[tokio::test]
+async fn contact_addresses_are_in_the_server_disco_info_as_the_serverinfo_form() {
+    let server = TestServer::start_with(CONTACTS).await;
+    let mut client = alice(&server).await;
+    let reply = client
+        .iq("c1", "<iq type='get' id='c1' to='localhost'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>")
+        .await;
+    assert!(
+        reply.contains("<value>http://jabber.org/network/serverinfo</value>"),
+        "{reply}"
+    );
+    assert!(
+        reply.contains("<field var='abuse-addresses' type='list-multi'><value>mailto:abuse@localhost</value><value>xmpp:abuse@localhost</value></field>"),
+        "{reply}"
+    );
+    assert!(
+        reply.contains("<value>https://localhost/security</value>"),
+        "{reply}"
+    );
+    assert!(!reply.contains("support-addresses"), "{reply}");
+}
+
+#[tokio::test]
+async fn without_contact_addresses_the_server_disco_info_has_no_form() {
+    let server = TestServer::start().await;
+    let mut client = alice(&server).await;
+    let reply = client
+        .iq("c2", "<iq type='get' id='c2' to='localhost'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>")
+        .await;
+    assert!(!reply.contains("jabber:x:data"), "{reply}");
+}
+
+#[tokio::test]
+async fn the_caps_hash_covers_the_contact_addresses_form() {
+    let with = caps_ver(&TestServer::start_with(CONTACTS).await).await;
+    let without = caps_ver(&TestServer::start().await).await;
+    assert_ne!(with, without);
+}
+
+/// The `ver` of the caps element the server offers in its stream features.
+async fn caps_ver(server: &TestServer) -> String {
+    server.add_user("alice@localhost", "wonderland").await;
+    let (_client, features) = RawClient::authenticated(server, "alice", "wonderland").await;
+    features
+        .split("<c xmlns='http://jabber.org/protocol/caps'")
+        .nth(1)
+        .and_then(|caps| caps.split("ver='").nth(1))
+        .and_then(|v| v.split('\'').next())
+        .expect("ver")
+        .to_owned()
+}
+
 #[tokio::test]
 async fn account_disco_info_answers_for_the_bare_jid() {
     let server = TestServer::start().await;

@@ -6,15 +6,8 @@
 use std::collections::VecDeque;
 
 use rempart_xep::element::Element;
+use rempart_xep::encryption::has_content;
 use rempart_xep::ns;
-
-/// OMEMO payloads, both versions: an encrypted message is urgent though it has no body
-/// for the server to see.
-const ENCRYPTED: [(&str, &str); 3] = [
-    ("encrypted", "urn:xmpp:omemo:2"),
-    ("encrypted", "eu.siacs.conversations.axolotl"),
-    ("x", "jabber:x:encrypted"),
-];
 
 /// Stanzas held while the client is inactive, in arrival order.
 #[derive(Debug, Default)]
@@ -80,13 +73,8 @@ fn is_urgent(stanza: &Element) -> bool {
 }
 
 fn is_urgent_message(message: &Element) -> bool {
-    if message.get_attr("type") == Some("error") || message.has_child("body", ns::CLIENT) {
-        return true;
-    }
-    if ENCRYPTED
-        .iter()
-        .any(|(name, namespace)| message.has_child(name, namespace))
-    {
+    // An encrypted message is urgent though it has no body for the server to see.
+    if message.get_attr("type") == Some("error") || has_content(message) {
         return true;
     }
     // A carbon copy or a forwarded message is as urgent as what it carries.

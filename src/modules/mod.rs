@@ -8,13 +8,16 @@ pub mod bookmarks_conversion;
 pub mod caps;
 pub mod carbons;
 pub mod catalogue;
+pub mod contact_info;
 pub mod disco;
+pub mod external_services;
 pub mod offline;
 pub mod pep;
 pub mod ping;
 pub mod presence;
 pub mod private;
 pub mod pubsub_service;
+pub mod push;
 pub mod remote_interests;
 pub mod roster;
 pub mod time;
@@ -65,14 +68,24 @@ pub struct ModulesConfig {
     pub avatar_conversion: avatar_conversion::AvatarConversionConfig,
     /// `[modules.bookmarks_conversion]`
     pub bookmarks_conversion: bookmarks_conversion::BookmarksConversionConfig,
+    /// `[modules.push]`
+    pub push: push::PushConfig,
+    /// `[modules.external_services]`
+    pub external_services: external_services::ExternalServicesConfig,
+    /// `[modules.contact_info]`
+    pub contact_info: contact_info::ContactInfoConfig,
 }
 
 impl ModulesConfig {
     /// Reads the `[modules.<name>]` sections, refusing unknown modules, keys and values.
     pub fn of(config: &Config) -> Result<ModulesConfig, ConfigError> {
-        ::config::Value::new(None, ::config::ValueKind::Table(config.modules.clone()))
-            .try_deserialize()
-            .map_err(|error| ConfigError::Invalid(format!("modules: {error}")))
+        let modules: ModulesConfig =
+            ::config::Value::new(None, ::config::ValueKind::Table(config.modules.clone()))
+                .try_deserialize()
+                .map_err(|error| ConfigError::Invalid(format!("modules: {error}")))?;
+        modules.external_services.check()?;
+        modules.contact_info.check()?;
+        Ok(modules)
     }
 }
 
@@ -104,6 +117,11 @@ pub fn enabled_modules(
         Arc::new(time::TimeModule),
         private.clone(),
         vcards.clone(),
+        Arc::new(push::PushModule::new(config.push.clone())),
+        Arc::new(external_services::ExternalServicesModule::new(
+            &config.external_services,
+        )),
+        Arc::new(contact_info::ContactInfoModule::new(&config.contact_info)),
     ];
     if config.pep.enabled {
         let contacts = Arc::new(remote_interests::RemoteInterests::new(

@@ -224,6 +224,7 @@ impl OfflineModule {
         {
             Ok(Some(_)) => {
                 debug!(id = message.get_attr("id"), "message stored offline");
+                router.run_hooks(Event::MessageStored { to, message }).await;
                 Flow::Stop
             }
             Ok(None) => {

@@ -36,6 +36,8 @@ pub enum HookPoint {
     MessageDelivered,
     /// See [`Event::MessageUndeliverable`].
     MessageUndeliverable,
+    /// See [`Event::MessageStored`].
+    MessageStored,
     /// See [`Event::PresenceFromClient`].
     PresenceFromClient,
     /// See [`Event::IqFromClient`].
@@ -105,6 +107,14 @@ pub enum Event<'a> {
         /// The recipient account.
         to: &'a BareJid,
         /// The message.
+        message: &'a Element,
+    },
+    /// A message for a local account without an available resource was stored for later
+    /// delivery (offline storage raises it; push notifications hang on it).
+    MessageStored {
+        /// The recipient account.
+        to: &'a BareJid,
+        /// The message as stored.
         message: &'a Element,
     },
     /// A local session sent a presence stanza (`from` already stamped), before it is
@@ -249,6 +259,7 @@ impl Event<'_> {
             Event::MessageToAccount { .. } => HookPoint::MessageToAccount,
             Event::MessageDelivered { .. } => HookPoint::MessageDelivered,
             Event::MessageUndeliverable { .. } => HookPoint::MessageUndeliverable,
+            Event::MessageStored { .. } => HookPoint::MessageStored,
             Event::PresenceFromClient { .. } => HookPoint::PresenceFromClient,
             Event::IqFromClient { .. } => HookPoint::IqFromClient,
             Event::IqToAccount { .. } => HookPoint::IqToAccount,

@@ -42,6 +42,7 @@ pub struct Registrar<R> {
     account_features: Vec<String>,
     server_identities: Vec<Identity>,
     account_identities: Vec<Identity>,
+    server_forms: Vec<Element>,
     account_items: Vec<Arc<dyn AccountItems<R>>>,
     stream_features: Vec<Element>,
     service_prefixes: Vec<String>,
@@ -57,6 +58,7 @@ impl<R> Default for Registrar<R> {
             account_features: Vec::new(),
             server_identities: Vec::new(),
             account_identities: Vec::new(),
+            server_forms: Vec::new(),
             account_items: Vec::new(),
             stream_features: Vec::new(),
             service_prefixes: Vec::new(),
@@ -104,6 +106,12 @@ impl<R> Registrar<R> {
         self.account_identities.push(identity);
     }
 
+    /// Adds an extended information form (XEP-0128) to the server's disco#info, e.g. the
+    /// XEP-0157 contact addresses.
+    pub fn server_form(&mut self, form: Element) {
+        self.server_forms.push(form);
+    }
+
     /// Adds a source of account disco#items.
     pub fn account_items(&mut self, provider: Arc<dyn AccountItems<R>>) {
         self.account_items.push(provider);
@@ -131,7 +139,7 @@ impl<R> Registrar<R> {
             node: None,
             identities: self.server_identities.clone(),
             features: server_features.clone(),
-            forms: Vec::new(),
+            forms: self.server_forms.clone(),
         };
         Registry {
             iq_handlers: self.iq_handlers,
@@ -145,6 +153,7 @@ impl<R> Registrar<R> {
             account_features,
             server_identities: self.server_identities,
             account_identities: self.account_identities,
+            server_forms: self.server_forms,
             account_items: self.account_items,
             stream_features: self.stream_features,
             service_prefixes: self.service_prefixes,
@@ -165,6 +174,8 @@ pub struct Registry<R> {
     pub server_identities: Vec<Identity>,
     /// Identities of every account.
     pub account_identities: Vec<Identity>,
+    /// Extended information forms of the server's disco#info.
+    pub server_forms: Vec<Element>,
     /// Sources of account disco#items.
     pub account_items: Vec<Arc<dyn AccountItems<R>>>,
     /// Stream features offered after authentication.
@@ -184,7 +195,7 @@ impl<R> Registry<R> {
             node: None,
             identities: self.server_identities.clone(),
             features: self.server_features.clone(),
-            forms: Vec::new(),
+            forms: self.server_forms.clone(),
         }
     }
 

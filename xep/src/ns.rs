@@ -100,3 +100,13 @@ pub const CHAT_MARKERS: &str = "urn:xmpp:chat-markers:0";
 pub const MUC_USER: &str = "http://jabber.org/protocol/muc#user";
 /// XEP-0249 direct MUC invitations.
 pub const CONFERENCE: &str = "jabber:x:conference";
+/// XEP-0384 OMEMO encryption, current namespace.
+pub const OMEMO: &str = "urn:xmpp:omemo:2";
+/// XEP-0384 OMEMO encryption, the namespace deployed clients still send.
+pub const OMEMO_AXOLOTL: &str = "eu.siacs.conversations.axolotl";
+/// XEP-0027 legacy OpenPGP encrypted payloads.
+pub const OPENPGP_LEGACY: &str = "jabber:x:encrypted";
+/// XEP-0215 external service discovery (STUN, TURN).
+pub const EXTDISCO: &str = "urn:xmpp:extdisco:2";
+/// XEP-0128 FORM_TYPE of the server information form that carries XEP-0157 contact addresses.
+pub const SERVER_INFO: &str = "http://jabber.org/network/serverinfo";
