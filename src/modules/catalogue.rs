@@ -46,6 +46,11 @@ pub static CORE_IMPLEMENTS: &[Implements] = &[
         note: "dialback keys from a per-server secret",
     },
     Implements {
+        spec: "XEP-0198",
+        version: "1.6.3",
+        note: "acks and resumption, also inline with SASL2 and across a server restart",
+    },
+    Implements {
         spec: "XEP-0220",
         version: "1.1.1",
         note: "server dialback both ways, dialback errors, policy per remote domain",
@@ -56,9 +61,29 @@ pub static CORE_IMPLEMENTS: &[Implements] = &[
         note: "dialback needs no verification round trip when the certificate proves the domain",
     },
     Implements {
+        spec: "XEP-0352",
+        version: "1.0.0",
+        note: "presence, chat states and notifications wait while a client is inactive",
+    },
+    Implements {
+        spec: "XEP-0386",
+        version: "1.1.0",
+        note: "Bind 2 with stream management and client state inline; a stable resource per device",
+    },
+    Implements {
+        spec: "XEP-0388",
+        version: "1.0.4",
+        note: "SASL2 with user agents, inline binding and resumption",
+    },
+    Implements {
         spec: "XEP-0440",
         version: "1.0.0",
         note: "channel-binding types advertised",
+    },
+    Implements {
+        spec: "XEP-0484",
+        version: "0.2.0",
+        note: "FAST tokens per device: HT-SHA-256-NONE, -ENDP, -EXPR, rotation, invalidation",
     },
 ];
 
