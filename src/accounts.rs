@@ -77,6 +77,11 @@ pub struct Accounts {
 }
 
 impl Accounts {
+    /// The store the accounts live in, for actions on what belongs to an account.
+    pub fn storage(&self) -> Storage {
+        self.storage.clone()
+    }
+
     /// Accounts of `hosts`, new credentials derived with `iterations`.
     pub fn new(storage: Storage, hosts: Vec<String>, iterations: u32) -> Accounts {
         Accounts {

@@ -72,6 +72,18 @@ enum UserAction {
     },
     /// List all accounts.
     List,
+    /// List the devices an account logged in from (SASL2 clients name themselves).
+    Devices {
+        /// The account.
+        jid: String,
+    },
+    /// Revoke a device: its FAST tokens stop working, it must log in with the password.
+    RevokeDevice {
+        /// The account.
+        jid: String,
+        /// The device id, as `user devices` lists it.
+        device: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -190,6 +202,8 @@ async fn user(config_path: Option<&Path>, action: UserAction) -> anyhow::Result<
             jid,
         },
         UserAction::List => AdminRequest::UserList,
+        UserAction::Devices { jid } => AdminRequest::DeviceList { jid },
+        UserAction::RevokeDevice { jid, device } => AdminRequest::DeviceRevoke { jid, device },
     };
     let socket = config.server.admin_socket_path();
     let response = match request(&socket, &admin_request)

@@ -348,3 +348,44 @@ async fn an_invalidated_fast_token_no_longer_logs_in() {
     .await;
     assert!(failure.contains("<not-authorized"), "{failure}");
 }
+
+#[tokio::test]
+async fn an_admin_lists_the_devices_of_an_account_and_a_revoked_one_cannot_use_its_token() {
+    use rempart::admin::{execute, AdminRequest};
+    let server = server().await;
+    let token = token_for(&server, "HT-SHA-256-NONE").await;
+    let listed = execute(
+        AdminRequest::DeviceList {
+            jid: "alice@localhost".into(),
+        },
+        &server.router.accounts,
+        Some(&server.router),
+    )
+    .await;
+    assert!(listed.ok, "{}", listed.message);
+    assert_eq!(listed.users.len(), 1, "{:?}", listed.users);
+    assert!(
+        listed.users[0].starts_with("3c9d1f9e-1111-4c1e-9d3e-0123456789ab\tPhone\tPixel"),
+        "{:?}",
+        listed.users
+    );
+    let revoked = execute(
+        AdminRequest::DeviceRevoke {
+            jid: "alice@localhost".into(),
+            device: "3c9d1f9e-1111-4c1e-9d3e-0123456789ab".into(),
+        },
+        &server.router.accounts,
+        Some(&server.router),
+    )
+    .await;
+    assert!(revoked.ok, "{}", revoked.message);
+    let failure = fast_login(
+        &server,
+        "HT-SHA-256-NONE",
+        &token,
+        AGENT,
+        "<fast xmlns='urn:xmpp:fast:0'/>",
+    )
+    .await;
+    assert!(failure.contains("<not-authorized"), "{failure}");
+}

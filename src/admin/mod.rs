@@ -10,6 +10,7 @@ use rempart_xep::stream::{StreamError, StreamErrorCondition};
 
 use crate::accounts::{AccountError, Accounts};
 use crate::router::Router;
+use crate::sasl::devices::{DeviceRecord, Devices};
 
 pub use socket::AdminService;
 
@@ -38,6 +39,18 @@ pub enum AdminRequest {
     },
     /// List all accounts.
     UserList,
+    /// List the devices an account logged in from with SASL2.
+    DeviceList {
+        /// The account's bare JID.
+        jid: String,
+    },
+    /// Forget a device and its FAST tokens: it must log in with the password again.
+    DeviceRevoke {
+        /// The account's bare JID.
+        jid: String,
+        /// The device's id, as listed.
+        device: String,
+    },
     /// Count bound sessions.
     Stats,
 }
@@ -130,11 +143,48 @@ pub async fn execute(
             },
             Err(error) => AdminResponse::failed(error.to_string()),
         },
+        AdminRequest::DeviceList { jid } => match parse_account(&jid) {
+            Ok(bare) => match Devices::new(accounts.storage()).list(&bare).await {
+                Ok(devices) => AdminResponse {
+                    ok: true,
+                    message: format!("{} devices", devices.len()),
+                    users: devices
+                        .iter()
+                        .map(|(id, record)| describe(id, record))
+                        .collect(),
+                },
+                Err(error) => AdminResponse::failed(error.to_string()),
+            },
+            Err(response) => response,
+        },
+        AdminRequest::DeviceRevoke { jid, device } => match parse_account(&jid) {
+            Ok(bare) => match Devices::new(accounts.storage())
+                .revoke(&bare, &device)
+                .await
+            {
+                Ok(true) => AdminResponse::done(format!("device {device} of {bare} revoked")),
+                Ok(false) => AdminResponse::failed(format!("{bare} has no device {device}")),
+                Err(error) => AdminResponse::failed(error.to_string()),
+            },
+            Err(response) => response,
+        },
         AdminRequest::Stats => match router {
             Some(router) => AdminResponse::done(format!("{} sessions", router.sessions.count())),
             None => AdminResponse::failed("the server is not running"),
         },
     }
+}
+
+/// One line per device: its id, what it runs, and when it last logged in.
+fn describe(id: &str, record: &DeviceRecord) -> String {
+    let last = time::OffsetDateTime::from_unix_timestamp(record.last_login)
+        .map(rempart_xep::delay::datetime)
+        .unwrap_or_default();
+    format!(
+        "{id}\t{}\t{}\tlast login {last}",
+        record.software.as_deref().unwrap_or("unknown software"),
+        record.device.as_deref().unwrap_or("unknown device"),
+    )
 }
 
 /// Closes every live session of an account whose credentials no longer hold, with

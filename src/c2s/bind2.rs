@@ -1,8 +1,6 @@
-//! XEP-0386 Bind 2 decisions that need no connection: the resource a device gets, and the
-//! device record kept per account for XEP-0388 user agents.
+//! XEP-0386 Bind 2: the resource a device gets.
 
 use rand::distr::{Alphanumeric, SampleString};
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 /// The longest part of a client's tag kept in its resource.
@@ -31,17 +29,6 @@ pub fn resource(tag: Option<&str>, user_agent_id: Option<&str>) -> String {
         None => Alphanumeric.sample_string(&mut rand::rng(), 8),
     };
     format!("{tag}.{suffix}")
-}
-
-/// What the server remembers of a device that logged in with SASL2 (XEP-0388 user agent).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DeviceRecord {
-    /// The client software, as it named itself.
-    pub software: Option<String>,
-    /// The device, as the client named it.
-    pub device: Option<String>,
-    /// The last login, Unix seconds.
-    pub last_login: i64,
 }
 
 #[cfg(test)]

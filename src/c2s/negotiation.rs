@@ -21,20 +21,18 @@ use tokio::time::{timeout, timeout_at, Instant};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use crate::c2s::bind2::{self, DeviceRecord};
+use crate::c2s::bind2;
 use crate::c2s::resumption::{Lookup, Sasl2Reply, Takeover};
 use crate::c2s::C2sContext;
 use crate::config::ListenerConfig;
 use crate::net::transport::Transport;
 use crate::router::{SessionCommand, SessionHandle};
 use crate::sasl::channel_binding::ChannelBindings;
+use crate::sasl::devices::Devices;
 use crate::sasl::fast;
 use crate::sasl::{claimed_username, decode_payload, encode_payload, Exchange, SaslOffer, Step};
 use crate::stream::reader::{Incoming, ReadError, XmlReader};
 use crate::stream::writer::XmlWriter;
-
-/// The storage module name of the devices that logged in with SASL2.
-pub const DEVICES: &str = "devices";
 
 /// How negotiation ended without a session.
 #[derive(Debug, thiserror::Error)]
@@ -925,21 +923,8 @@ impl Negotiation<'_> {
 
     /// Remembers the device a SASL2 client named, so the user and admins can see it.
     async fn record_device(&self, user: &BareJid, agent: &UserAgent) {
-        let Some(id) = agent.id.as_deref() else {
-            return;
-        };
-        let record = DeviceRecord {
-            software: agent.software.clone(),
-            device: agent.device.clone(),
-            last_login: time::OffsetDateTime::now_utc().unix_timestamp(),
-        };
-        let store = self
-            .ctx
-            .router
-            .storage
-            .map::<DeviceRecord>(user.domain().as_str(), DEVICES);
-        let name = user.node().map(|n| n.as_str()).unwrap_or_default();
-        if let Err(error) = store.set(name, id, &record).await {
+        let devices = Devices::new(self.ctx.router.storage.clone());
+        if let Err(error) = devices.record(user, agent).await {
             warn!(%error, "the device record could not be written");
         }
     }

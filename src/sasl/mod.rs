@@ -4,6 +4,7 @@
 pub mod channel_binding;
 pub mod credentials;
 pub mod decoy;
+pub mod devices;
 pub mod fast;
 pub mod rate_limit;
 
