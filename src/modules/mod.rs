@@ -5,6 +5,7 @@
 pub mod caps;
 pub mod catalogue;
 pub mod disco;
+pub mod mam;
 pub mod offline;
 pub mod pep;
 pub mod ping;
@@ -41,6 +42,8 @@ pub trait Module: Send + Sync {
 pub struct ModulesConfig {
     /// `[modules.offline]`
     pub offline: offline::OfflineConfig,
+    /// `[modules.mam]`
+    pub mam: mam::MamConfig,
     /// `[modules.version]`
     pub version: version::VersionConfig,
     /// `[modules.pep]`
@@ -114,6 +117,12 @@ pub fn enabled_modules(
     if config.version.enabled {
         modules.push(Arc::new(version::VersionModule::new(
             config.version.clone(),
+        )));
+    }
+    if config.mam.enabled {
+        modules.push(Arc::new(mam::MamModule::new(
+            config.mam.clone(),
+            rosters.clone(),
         )));
     }
     if config.offline.enabled {

@@ -68,6 +68,10 @@ pub const CARBONS: &str = "urn:xmpp:carbons:2";
 pub const FORWARD: &str = "urn:xmpp:forward:0";
 /// XEP-0359 unique and stable stanza ids.
 pub const STANZA_ID: &str = "urn:xmpp:sid:0";
+/// XEP-0384 OMEMO encryption, the current namespace.
+pub const OMEMO: &str = "urn:xmpp:omemo:2";
+/// XEP-0384 OMEMO encryption, the legacy namespace most clients still send.
+pub const OMEMO_LEGACY: &str = "eu.siacs.conversations.axolotl";
 /// XEP-0059 result set management.
 pub const RSM: &str = "http://jabber.org/protocol/rsm";
 /// XEP-0313 message archive management, the version the server speaks first.
