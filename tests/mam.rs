@@ -617,3 +617,36 @@ async fn an_account_beyond_its_entry_limit_loses_its_oldest_messages() {
         ["message 3", "message 4"]
     );
 }
+
+#[tokio::test]
+async fn a_page_that_would_crowd_the_inbox_is_cut_short_and_paging_goes_on() {
+    let (_server, mut alice, mut bob) = trio_with("[limits]\nsession_queue_bytes = 8192\n").await;
+    let body = "x".repeat(1500);
+    for n in 1..=4 {
+        chat(
+            &mut bob,
+            &mut alice,
+            &format!("m{n}"),
+            &format!("{n} {body}"),
+        )
+        .await;
+    }
+    let first = query(&mut alice, "q1", &rsm("<max>4</max>")).await;
+    assert!(first.results.len() < 4, "{} results", first.results.len());
+    assert!(!first.complete(), "{}", first.iq);
+    let rest = query(
+        &mut alice,
+        "q2",
+        &rsm(&format!("<max>4</max><after>{}</after>", first.last())),
+    )
+    .await;
+    assert_eq!(first.results.len() + rest.results.len(), 4);
+}
+
+#[tokio::test]
+async fn a_server_deleting_old_entries_keeps_recent_ones_and_stops_cleanly() {
+    let (server, mut alice, mut bob) = trio_with("[modules.mam]\nmax_age_days = 30\n").await;
+    bob_sends(&mut bob, &mut alice, 2).await;
+    assert_eq!(query(&mut alice, "q1", "").await.results.len(), 2);
+    server.stop().await;
+}

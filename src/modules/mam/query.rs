@@ -2,7 +2,7 @@
 //! is read, its results go to the querying resource in order, and the `<fin/>` answers the IQ;
 //! and the archive's metadata.
 
-use jid::{FullJid, Jid};
+use jid::{BareJid, FullJid, Jid};
 use rempart_xep::address::parse_address;
 use rempart_xep::element::Element;
 use rempart_xep::forward::Forwarded;
@@ -283,7 +283,7 @@ impl MamModule {
     }
 
     /// Answers a metadata request: the first and last entries of the archive (§6.1).
-    pub(super) async fn metadata(&self, router: &Router, account: &jid::BareJid) -> IqResult {
+    pub(super) async fn metadata(&self, router: &Router, account: &BareJid) -> IqResult {
         let store = archive_store(router, account);
         let user = user_of(account);
         let mut ends = Vec::with_capacity(2);
