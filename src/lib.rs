@@ -238,6 +238,10 @@ impl Server {
         if let Some(admin) = self.admin {
             tracker.spawn(admin.serve(shutdown.clone()));
         }
+        for task in &self.router.registry.background_tasks {
+            let (task, router, shutdown) = (task.clone(), self.router.clone(), shutdown.clone());
+            tracker.spawn(async move { task.run(router, shutdown).await });
+        }
         shutdown.cancelled().await;
         info!("shutting down");
         tracker.close();

@@ -646,6 +646,16 @@ async fn archive_count_delete_and_delete_all(kind: BackendKind) {
     assert_eq!(store.count("bob").await.expect("count"), 1);
 }
 
+async fn archive_get_reads_one_entry_of_that_user_only(kind: BackendKind) {
+    let opened = open(kind);
+    let store = opened.storage.archive::<u32>("example.org", "mam");
+    let id = store.append("alice", &7, None).await.expect("append");
+    assert_eq!(store.get("alice", id).await.expect("get"), Some(7));
+    assert_eq!(store.get("bob", id).await.expect("get"), None);
+    store.delete("alice", &[id]).await.expect("delete");
+    assert_eq!(store.get("alice", id).await.expect("get"), None);
+}
+
 async fn archive_append_limited_refuses_when_full(kind: BackendKind) {
     let opened = open(kind);
     let store = opened.storage.archive::<u32>("example.org", "offline");
@@ -1500,6 +1510,7 @@ every_backend!(
     map_delete_all_removes_only_that_user,
     archive_list_is_ascending_and_honours_after_and_limit,
     archive_count_delete_and_delete_all,
+    archive_get_reads_one_entry_of_that_user_only,
     archive_append_limited_refuses_when_full,
     archive_append_limited_is_race_free,
     archive_ids_are_unique_under_concurrent_appends,

@@ -11,6 +11,7 @@ pub mod catalogue;
 pub mod contact_info;
 pub mod disco;
 pub mod external_services;
+pub mod mam;
 pub mod offline;
 pub mod pep;
 pub mod ping;
@@ -48,6 +49,8 @@ pub trait Module: Send + Sync {
 pub struct ModulesConfig {
     /// `[modules.offline]`
     pub offline: offline::OfflineConfig,
+    /// `[modules.mam]`
+    pub mam: mam::MamConfig,
     /// `[modules.version]`
     pub version: version::VersionConfig,
     /// `[modules.pep]`
@@ -167,6 +170,12 @@ pub fn enabled_modules(
     if config.version.enabled {
         modules.push(Arc::new(version::VersionModule::new(
             config.version.clone(),
+        )));
+    }
+    if config.mam.enabled {
+        modules.push(Arc::new(mam::MamModule::new(
+            config.mam.clone(),
+            rosters.clone(),
         )));
     }
     if config.offline.enabled {

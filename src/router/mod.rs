@@ -1,6 +1,7 @@
 //! The router: checks and stamps `from`, classifies the destination, runs the hooks registered
 //! for it and, by default, delivers per RFC 6121 §8.5. It holds senders, never sockets.
 
+pub mod background;
 pub mod extensions;
 pub mod hooks;
 pub mod iq;
@@ -21,6 +22,7 @@ use rempart_xep::stanza::{
 use rempart_xep::stream::{StreamError, StreamErrorCondition};
 use tracing::{debug, warn};
 
+pub use background::BackgroundTask;
 pub use extensions::{SessionExtensions, SessionStatus};
 pub use hooks::{priority, Event, EventHook, Flow, HookPoint};
 pub use iq::{IqHandler, IqRequest, IqResult, IqScope};

@@ -10,6 +10,7 @@ use rempart_xep::caps::{caps_element, ver_string, SERVER_NODE};
 use rempart_xep::disco::{DiscoInfo, DiscoItem, Identity};
 use rempart_xep::element::Element;
 
+use crate::router::background::BackgroundTask;
 use crate::router::hooks::{EventHook, HookPoint};
 use crate::router::iq::{IqHandler, IqScope};
 
@@ -47,6 +48,7 @@ pub struct Registrar<R> {
     stream_features: Vec<Element>,
     service_prefixes: Vec<String>,
     implements: Vec<Implements>,
+    background_tasks: Vec<Arc<dyn BackgroundTask<R>>>,
 }
 
 impl<R> Default for Registrar<R> {
@@ -63,6 +65,7 @@ impl<R> Default for Registrar<R> {
             stream_features: Vec::new(),
             service_prefixes: Vec::new(),
             implements: Vec::new(),
+            background_tasks: Vec::new(),
         }
     }
 }
@@ -127,6 +130,11 @@ impl<R> Registrar<R> {
         self.stream_features.push(feature);
     }
 
+    /// Runs `task` from the start of serving until shutdown.
+    pub fn background(&mut self, task: Arc<dyn BackgroundTask<R>>) {
+        self.background_tasks.push(task);
+    }
+
     /// Freezes what the modules registered.
     pub fn freeze(self) -> Registry<R> {
         let mut server_features = self.server_features;
@@ -158,6 +166,7 @@ impl<R> Registrar<R> {
             stream_features: self.stream_features,
             service_prefixes: self.service_prefixes,
             implements: self.implements,
+            background_tasks: self.background_tasks,
         }
     }
 }
@@ -186,6 +195,8 @@ pub struct Registry<R> {
     pub implements: Vec<Implements>,
     /// The `<c/>` element (XEP-0115) the server advertises in its stream features.
     pub server_caps: Element,
+    /// Tasks the server runs while it serves.
+    pub background_tasks: Vec<Arc<dyn BackgroundTask<R>>>,
 }
 
 impl<R> Registry<R> {

@@ -260,6 +260,19 @@ where
         .await
     }
 
+    /// The entry with this id, if the user holds it.
+    pub async fn get(&self, user: &str, id: u64) -> Result<Option<T>, StorageError> {
+        let key = keys::archive_entry_key(&self.scope.user_prefix(user)?, id);
+        let backend = Arc::clone(&self.backend);
+        blocking(move || {
+            backend
+                .get(Tree::Archive, &key)?
+                .map(|value| decode(&value))
+                .transpose()
+        })
+        .await
+    }
+
     /// How many entries the user holds, read from its counter.
     pub async fn count(&self, user: &str) -> Result<usize, StorageError> {
         let usage = self.usage(user, None).await?;

@@ -7,7 +7,7 @@ use crate::ns;
 /// The encrypted payload elements, as (name, namespace).
 const ENCRYPTED: [(&str, &str); 3] = [
     ("encrypted", ns::OMEMO),
-    ("encrypted", ns::OMEMO_AXOLOTL),
+    ("encrypted", ns::OMEMO_LEGACY),
     ("x", ns::OPENPGP_LEGACY),
 ];
 
@@ -34,7 +34,7 @@ mod tests {
 
     #[test]
     fn omemo_in_either_namespace_is_content_without_a_body() {
-        for namespace in [ns::OMEMO, ns::OMEMO_AXOLOTL] {
+        for namespace in [ns::OMEMO, ns::OMEMO_LEGACY] {
             let message = parse(&format!(
                 "<message xmlns='jabber:client'><encrypted xmlns='{namespace}'/></message>"
             ));

@@ -44,7 +44,8 @@ impl ArchivePolicy {
         }
     }
 
-    fn parse(value: &str) -> Option<ArchivePolicy> {
+    /// The policy an attribute value (or a stored setting) names.
+    pub fn parse(value: &str) -> Option<ArchivePolicy> {
         match value {
             "always" => Some(ArchivePolicy::Always),
             "never" => Some(ArchivePolicy::Never),

@@ -70,6 +70,10 @@ pub const CARBONS: &str = "urn:xmpp:carbons:2";
 pub const FORWARD: &str = "urn:xmpp:forward:0";
 /// XEP-0359 unique and stable stanza ids.
 pub const STANZA_ID: &str = "urn:xmpp:sid:0";
+/// XEP-0384 OMEMO encryption, the current namespace.
+pub const OMEMO: &str = "urn:xmpp:omemo:2";
+/// XEP-0384 OMEMO encryption, the legacy namespace most clients still send.
+pub const OMEMO_LEGACY: &str = "eu.siacs.conversations.axolotl";
 /// XEP-0059 result set management.
 pub const RSM: &str = "http://jabber.org/protocol/rsm";
 /// XEP-0313 message archive management, the version the server speaks first.
@@ -100,10 +104,6 @@ pub const CHAT_MARKERS: &str = "urn:xmpp:chat-markers:0";
 pub const MUC_USER: &str = "http://jabber.org/protocol/muc#user";
 /// XEP-0249 direct MUC invitations.
 pub const CONFERENCE: &str = "jabber:x:conference";
-/// XEP-0384 OMEMO encryption, current namespace.
-pub const OMEMO: &str = "urn:xmpp:omemo:2";
-/// XEP-0384 OMEMO encryption, the namespace deployed clients still send.
-pub const OMEMO_AXOLOTL: &str = "eu.siacs.conversations.axolotl";
 /// XEP-0027 legacy OpenPGP encrypted payloads.
 pub const OPENPGP_LEGACY: &str = "jabber:x:encrypted";
 /// XEP-0215 external service discovery (STUN, TURN).
