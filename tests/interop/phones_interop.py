@@ -90,6 +90,11 @@ class PhoneClient(Client):
         return found
 
 
+def pushed_jids(push, command):
+    """The JIDs of a blocklist push, the IQ-set of a block or unblock command."""
+    return {JID(item["jid"]) for item in push[command]["items"]}
+
+
 class Phones(InteropTestCase):
     def phone(self, label, jid, *plugins, **kwargs):
         client = PhoneClient(label, jid, plugins, **kwargs)
@@ -182,11 +187,12 @@ class Phones(InteropTestCase):
         await bob.go_online()
         blocking = alice.plugin["xep_0191"]
         # XEP-0191 3.2: a client fetches the list first, and gets pushes from then on.
-        self.assertEqual(await blocking.get_blocked_jids(timeout=STANZA_TIMEOUT), set(), "precondition: empty blocklist")
+        blocklist = await blocking.get_blocked_jids(timeout=STANZA_TIMEOUT)
+        self.assertEqual(blocklist, set(), "precondition: empty blocklist")
 
         await blocking.block(BOB.bare, timeout=STANZA_TIMEOUT)
         push = await alice.expect("blocked", "blocklist push naming bob")
-        self.assertEqual({JID(item["jid"]) for item in push["block"]["items"]}, {JID(BOB.bare)}, f"block push: {push}")
+        self.assertEqual(pushed_jids(push, "block"), {JID(BOB.bare)}, f"block push: {push}")
         self.assertEqual(await blocking.get_blocked_jids(timeout=STANZA_TIMEOUT), {JID(BOB.bare)})
 
         # 3.3: a blocked contact's message gets an error, service-unavailable recommended.
@@ -203,7 +209,7 @@ class Phones(InteropTestCase):
 
         await blocking.unblock(BOB.bare, timeout=STANZA_TIMEOUT)
         push = await alice.expect("unblocked", "blocklist push unblocking bob")
-        self.assertEqual({JID(item["jid"]) for item in push["unblock"]["items"]}, {JID(BOB.bare)}, f"unblock push: {push}")
+        self.assertEqual(pushed_jids(push, "unblock"), {JID(BOB.bare)}, f"unblock push: {push}")
         self.assertEqual(await blocking.get_blocked_jids(timeout=STANZA_TIMEOUT), set())
         # bob's messages reach alice in the order the server handled them, so the first one she
         # gets being the one sent after the unblock shows the blocked one was never delivered.
