@@ -13,7 +13,10 @@ writes "PASSED FAILED" to FILE like the other phases.  The tests (class Phones):
   * message carbons (xep_0280): a second resource of the account gets a received carbon of a
     message to the first one, and a sent carbon of a message the first one sends;
   * blocking command (xep_0191): a blocked contact's message is refused with an error and never
-    delivered, the blocklist is returned and pushed, unblocking restores delivery.
+    delivered, the blocklist is returned and pushed, unblocking restores delivery;
+  * message archive (xep_0313 with xep_0059 paging): each delivered message carries the
+    archive's stanza-id, and the conversation comes back from the archive page by page, in
+    order.
 
 Each test leaves the accounts as it found them (the blocklist empty again).  Every wait is
 bounded; nothing sleeps to synchronise.  On failure the raw XML of every client of the test is
@@ -24,6 +27,7 @@ import argparse
 import logging
 import sys
 import unittest
+import uuid
 
 from slixmpp import JID
 
@@ -41,6 +45,7 @@ from slixmpp_interop import (
 )
 
 BLOCKING_ERRORS_NS = "urn:xmpp:blocking:errors"
+STANZA_ID_NS = "urn:xmpp:sid:0"
 
 
 class PhoneClient(Client):
@@ -224,10 +229,39 @@ class Phones(InteropTestCase):
         self.assertEqual(message["body"], "Bob after the unblock", "alice got bob's message sent while blocked")
 
 
+    async def test_history_comes_back_from_the_archive_page_by_page(self):
+        alice = self.phone("alice", ALICE, "xep_0059", "xep_0313")
+        bob = self.phone("bob", BOB)
+        await alice.login()
+        await alice.go_online()
+        await bob.login()
+        await bob.go_online()
+        # The archive outlives each test: this run's messages are told apart by a token.
+        token = uuid.uuid4().hex
+        sent = [f"archived {n} {token}" for n in range(3)]
+        for body in sent:
+            bob.send_message(mto=alice.boundjid.full, mbody=body, mtype="chat")
+            message = await alice.expect(
+                "message", f"delivery of {body!r}", lambda m, body=body: m["body"] == body
+            )
+            stanza_id = message.xml.find(f"{{{STANZA_ID_NS}}}stanza-id")
+            self.assertIsNotNone(stanza_id, f"delivered without a stanza-id: {message}")
+            self.assertEqual(stanza_id.get("by"), ALICE.bare, f"stanza-id not by the archive: {message}")
+
+        found = []
+        archive = alice.plugin["xep_0313"]
+        async for result in archive.iterate(with_jid=JID(BOB.bare), rsm={"max": 2}):
+            body = result["mam_result"]["forwarded"]["stanza"]["body"]
+            if token in body:
+                found.append(body)
+        self.assertEqual(found, sent, "the archive's pages do not give the conversation back in order")
+
+
 TESTS = [
     Phones("test_stream_resumed_after_cut_connection_delivers_each_message_once_in_order"),
     Phones("test_second_resource_gets_received_and_sent_carbons"),
     Phones("test_blocked_contact_is_refused_until_unblocked"),
+    Phones("test_history_comes_back_from_the_archive_page_by_page"),
 ]
 
 
