@@ -5,32 +5,11 @@
 
 mod common;
 
-use common::{RawClient, TestServer};
+use common::{attribute, text_of, RawClient, TestServer};
 
 const SM: &str = "urn:xmpp:sm:3";
 const AGENT: &str =
     "<user-agent id='0b7e9a3c-5d1f-4c7a-9e2b-6f1d2c3b4a59'><software>Phone</software></user-agent>";
-
-fn attribute(xml: &str, name: &str) -> String {
-    let marker = format!(" {name}='");
-    let start = xml
-        .find(&marker)
-        .unwrap_or_else(|| panic!("no {name} in {xml}"))
-        + marker.len();
-    xml[start..]
-        .split('\'')
-        .next()
-        .unwrap_or_default()
-        .to_owned()
-}
-
-fn text_of(xml: &str, element: &str) -> String {
-    xml.split(&format!("<{element}>"))
-        .nth(1)
-        .and_then(|rest| rest.split(&format!("</{element}>")).next())
-        .unwrap_or_else(|| panic!("no {element} in {xml}"))
-        .to_owned()
-}
 
 async fn chat(from: &mut RawClient, to: &str, id: &str) {
     from.send(&format!(

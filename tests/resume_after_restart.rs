@@ -8,7 +8,7 @@ mod common;
 use std::path::Path;
 
 use common::binary::{add_user, ServerProcess};
-use common::{RawClient, ServerEndpoint};
+use common::{attribute, RawClient, ServerEndpoint};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
 
@@ -35,19 +35,6 @@ fn endpoint(server: &ServerProcess, data: &Path) -> ServerEndpoint {
         domain: "localhost".to_owned(),
         certificate,
     }
-}
-
-fn attribute(xml: &str, name: &str) -> String {
-    let marker = format!(" {name}='");
-    let start = xml
-        .find(&marker)
-        .unwrap_or_else(|| panic!("no {name} in {xml}"))
-        + marker.len();
-    xml[start..]
-        .split('\'')
-        .next()
-        .unwrap_or_default()
-        .to_owned()
 }
 
 async fn chat(from: &mut RawClient, id: &str) {

@@ -3,31 +3,10 @@
 
 mod common;
 
-use common::{RawClient, TestServer};
+use common::{attribute, text_of, RawClient, TestServer};
 
 const SM: &str = "urn:xmpp:sm:3";
 const AGENT: &str = "<user-agent id='3c9d1f9e-1111-4c1e-9d3e-0123456789ab'><software>Phone</software><device>Pixel</device></user-agent>";
-
-fn attribute(xml: &str, name: &str) -> String {
-    let marker = format!(" {name}='");
-    let start = xml
-        .find(&marker)
-        .unwrap_or_else(|| panic!("no {name} in {xml}"))
-        + marker.len();
-    xml[start..]
-        .split('\'')
-        .next()
-        .unwrap_or_default()
-        .to_owned()
-}
-
-fn text_of(xml: &str, element: &str) -> String {
-    xml.split(&format!("<{element}>"))
-        .nth(1)
-        .and_then(|rest| rest.split(&format!("</{element}>")).next())
-        .unwrap_or_else(|| panic!("no {element} in {xml}"))
-        .to_owned()
-}
 
 async fn server() -> TestServer {
     let server = TestServer::start().await;

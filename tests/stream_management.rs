@@ -3,23 +3,9 @@
 
 mod common;
 
-use common::{RawClient, TestServer};
+use common::{attribute, RawClient, TestServer};
 
 const SM: &str = "urn:xmpp:sm:3";
-
-/// The value of `name='…'` in the first element of `xml` that has it.
-fn attribute(xml: &str, name: &str) -> String {
-    let marker = format!(" {name}='");
-    let start = xml
-        .find(&marker)
-        .unwrap_or_else(|| panic!("no {name} in {xml}"))
-        + marker.len();
-    xml[start..]
-        .split('\'')
-        .next()
-        .unwrap_or_default()
-        .to_owned()
-}
 
 async fn two_users() -> TestServer {
     let server = TestServer::start().await;

@@ -279,6 +279,29 @@ pub fn free_port() -> u16 {
     }
 }
 
+/// The value of `name='…'` in the first element of `xml` that has it.
+pub fn attribute(xml: &str, name: &str) -> String {
+    let marker = format!(" {name}='");
+    let start = xml
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no {name} in {xml}"))
+        + marker.len();
+    xml[start..]
+        .split('\'')
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// The text of the first `<element>…</element>` in `xml`.
+pub fn text_of(xml: &str, element: &str) -> String {
+    xml.split(&format!("<{element}>"))
+        .nth(1)
+        .and_then(|rest| rest.split(&format!("</{element}>")).next())
+        .unwrap_or_else(|| panic!("no {element} in {xml}"))
+        .to_owned()
+}
+
 /// Opening header for `to`.
 pub fn header(to: &str) -> String {
     format!(

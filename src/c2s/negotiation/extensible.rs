@@ -10,10 +10,10 @@ use rempart_xep::sasl2::{self, Authenticate, UserAgent};
 use rempart_xep::sm;
 use tracing::{info, warn};
 
-use super::{Bound, Framing, Greeting, Negotiated, Negotiation, Resume, Sasl2Success, Stream};
+use super::{take_over, Bound, Framing, Greeting, Negotiated, Negotiation, Sasl2Success, Stream};
 use crate::c2s::bind2;
 use crate::c2s::negotiation::NegotiationEnd;
-use crate::c2s::resumption::{Sasl2Reply, Takeover};
+use crate::c2s::resumption::Sasl2Reply;
 use crate::sasl::devices::Devices;
 use crate::sasl::fast;
 use crate::sasl::SaslOffer;
@@ -146,21 +146,12 @@ impl Negotiation<'_> {
         let sm_enabled = self.ctx.router.config.stream_management.enabled;
         if let Some(resume) = request.resume.as_ref().filter(|_| sm_enabled) {
             match self.find_resumable(&user, resume) {
-                Ok((jid, previd, takeover, h)) => {
-                    return Ok(Negotiated::Resume(Resume {
-                        jid,
-                        previd,
-                        takeover,
-                        connection: Takeover {
-                            reader: stream.reader,
-                            writer: stream.writer,
-                            h,
-                            sasl2: Some(Sasl2Reply {
-                                additional_data,
-                                extra,
-                            }),
-                        },
-                    }));
+                Ok(found) => {
+                    let reply = Sasl2Reply {
+                        additional_data,
+                        extra,
+                    };
+                    return Ok(take_over(stream, found, Some(reply)));
                 }
                 Err(failed) => extra.push(failed),
             }

@@ -21,7 +21,7 @@ use tokio::time::{timeout, timeout_at, Instant};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use crate::c2s::resumption::{Lookup, Takeover};
+use crate::c2s::resumption::{Lookup, Sasl2Reply, Takeover};
 use crate::c2s::C2sContext;
 use crate::config::ListenerConfig;
 use crate::net::transport::Transport;
@@ -666,19 +666,7 @@ impl Negotiation<'_> {
             let element = self.next_element(&mut stream).await?;
             if element.is("resume", ns::SM) && router.config.stream_management.enabled {
                 match self.resume(&mut stream, &user, &element).await? {
-                    Some((jid, previd, takeover, h)) => {
-                        return Ok(Negotiated::Resume(Resume {
-                            jid,
-                            previd,
-                            takeover,
-                            connection: Takeover {
-                                reader: stream.reader,
-                                writer: stream.writer,
-                                h,
-                                sasl2: None,
-                            },
-                        }));
-                    }
+                    Some(found) => return Ok(take_over(stream, found, None)),
                     None => continue,
                 }
             }
@@ -754,7 +742,7 @@ impl Negotiation<'_> {
         stream: &mut Stream,
         user: &BareJid,
         element: &Element,
-    ) -> Result<Option<(FullJid, String, mpsc::Sender<Takeover>, u32)>, NegotiationEnd> {
+    ) -> Result<Option<Resumable>, NegotiationEnd> {
         match self.find_resumable(user, element) {
             Ok(found) => Ok(Some(found)),
             Err(failed) => {
@@ -765,11 +753,7 @@ impl Negotiation<'_> {
     }
 
     /// The live session a `<resume/>` names, or the `<failed/>` to answer.
-    fn find_resumable(
-        &self,
-        user: &BareJid,
-        element: &Element,
-    ) -> Result<(FullJid, String, mpsc::Sender<Takeover>, u32), Element> {
+    fn find_resumable(&self, user: &BareJid, element: &Element) -> Result<Resumable, Element> {
         let Ok(SmElement::Resume { previd, h }) = SmElement::parse(element) else {
             let failed = SmElement::Failed {
                 h: None,
@@ -789,6 +773,27 @@ impl Negotiation<'_> {
         };
         Err(failed.to_element())
     }
+}
+
+/// A live session a `<resume/>` named: its JID, its SM-ID, where its connection goes, and
+/// the client's count of handled stanzas.
+type Resumable = (FullJid, String, mpsc::Sender<Takeover>, u32);
+
+/// Hands the connection to the live session a `<resume/>` named; `sasl2` when the
+/// resumption came inline with SASL2.
+fn take_over(stream: Stream, found: Resumable, sasl2: Option<Sasl2Reply>) -> Negotiated {
+    let (jid, previd, takeover, h) = found;
+    Negotiated::Resume(Resume {
+        jid,
+        previd,
+        takeover,
+        connection: Takeover {
+            reader: stream.reader,
+            writer: stream.writer,
+            h,
+            sasl2,
+        },
+    })
 }
 
 /// Awaits a write that precedes closing for at most `limit`; the connection closes either way.
