@@ -368,3 +368,32 @@ async fn an_admin_lists_the_devices_of_an_account_and_a_revoked_one_cannot_use_i
     .await;
     assert!(failure.contains("<not-authorized"), "{failure}");
 }
+
+#[tokio::test]
+async fn carbons_turned_on_inline_with_bind2_copy_messages_to_the_new_session() {
+    let server = server().await;
+    let (mut phone, features) = RawClient::secured(&server).await;
+    assert!(
+        features.contains("<feature var='urn:xmpp:carbons:2'/>"),
+        "{features}"
+    );
+    let inline = format!(
+        "{AGENT}<bind xmlns='urn:xmpp:bind:0'><tag>Phone</tag><enable xmlns='urn:xmpp:carbons:2'/></bind>"
+    );
+    let success = phone
+        .authenticate_sasl2("alice", "wonderland", &inline)
+        .await;
+    assert!(success.contains("<bound"), "{success}");
+    phone.send("<presence/>").await;
+    let jid = text_of(&success, "authorization-identifier");
+    phone.expect_stanza(&format!("from='{jid}'")).await;
+    let mut laptop = RawClient::login(&server, "alice", "wonderland", "laptop").await;
+    laptop.available().await;
+    let mut bob = RawClient::login(&server, "bob", "builder", "desk").await;
+    bob.send("<message to='alice@localhost/laptop' type='chat' id='c1'><body>to the laptop</body></message>")
+        .await;
+    let copy = phone
+        .expect_stanza("<received xmlns='urn:xmpp:carbons:2'>")
+        .await;
+    assert!(copy.contains("id='c1'"), "{copy}");
+}

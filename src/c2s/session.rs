@@ -553,6 +553,8 @@ impl Session {
                 let inactive = state == ClientState::Inactive;
                 self.handle.status.set_inactive(inactive);
                 self.held.set_inactive(inactive);
+            } else if let Some(handler) = self.ctx.router.registry.bind_inline.get(element.ns()) {
+                enabled.extend(handler.bind_inline(&self.handle, element));
             }
         }
         let mut inline = vec![sasl2::bound(enabled)];

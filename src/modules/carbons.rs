@@ -19,8 +19,8 @@ use tracing::debug;
 
 use crate::modules::Module;
 use crate::router::{
-    priority, Event, EventHook, Flow, HookPoint, Implements, IqHandler, IqRequest, IqResult,
-    IqScope, Registrar, Router, SessionEntry, SessionHandle,
+    priority, BindInline, Event, EventHook, Flow, HookPoint, Implements, IqHandler, IqRequest,
+    IqResult, IqScope, Registrar, Router, SessionEntry, SessionHandle,
 };
 
 /// How many copied messages per account are remembered, so that an error answering one of
@@ -78,6 +78,7 @@ impl Module for CarbonsModule {
     fn register(self: Arc<Self>, registrar: &mut Registrar) {
         registrar.iq(IqScope::Account, ns::CARBONS, "enable", self.clone());
         registrar.iq(IqScope::Account, ns::CARBONS, "disable", self.clone());
+        registrar.bind_inline(ns::CARBONS, self.clone());
         registrar.server_feature(ns::CARBONS);
         registrar.server_feature(RULES);
         registrar.account_feature(ns::CARBONS);
@@ -264,6 +265,16 @@ impl IqHandler<Router> for CarbonsModule {
             CarbonsCommand::Disable => session.handle.extensions.remove::<CarbonsEnabled>(),
         }
         Ok(None)
+    }
+}
+
+/// XEP-0386: a client binding with Bind 2 may turn carbons on at once.
+impl BindInline for CarbonsModule {
+    fn bind_inline(&self, session: &SessionHandle, request: &Element) -> Option<Element> {
+        if CarbonsCommand::parse(request) == Some(CarbonsCommand::Enable) {
+            session.extensions.set(CarbonsEnabled);
+        }
+        None
     }
 }
 

@@ -4,6 +4,7 @@
 pub mod background;
 pub mod extensions;
 pub mod hooks;
+pub mod inline;
 pub mod iq;
 mod queries;
 pub mod registry;
@@ -25,6 +26,7 @@ use tracing::{debug, warn};
 pub use background::BackgroundTask;
 pub use extensions::{SessionExtensions, SessionStatus};
 pub use hooks::{priority, Event, EventHook, Flow, HookPoint};
+pub use inline::BindInline;
 pub use iq::{IqHandler, IqRequest, IqResult, IqScope};
 pub use registry::{AccountItems, Implements};
 pub use sessions::{

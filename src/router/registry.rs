@@ -12,6 +12,7 @@ use rempart_xep::element::Element;
 
 use crate::router::background::BackgroundTask;
 use crate::router::hooks::{EventHook, HookPoint};
+use crate::router::inline::BindInline;
 use crate::router::iq::{IqHandler, IqScope};
 
 /// A XEP (or RFC) a module implements, with the version implemented; feeds the README table.
@@ -49,6 +50,7 @@ pub struct Registrar<R> {
     service_prefixes: Vec<String>,
     implements: Vec<Implements>,
     background_tasks: Vec<Arc<dyn BackgroundTask<R>>>,
+    bind_inline: HashMap<String, Arc<dyn BindInline>>,
 }
 
 impl<R> Default for Registrar<R> {
@@ -66,6 +68,7 @@ impl<R> Default for Registrar<R> {
             service_prefixes: Vec::new(),
             implements: Vec::new(),
             background_tasks: Vec::new(),
+            bind_inline: HashMap::new(),
         }
     }
 }
@@ -135,6 +138,11 @@ impl<R> Registrar<R> {
         self.background_tasks.push(task);
     }
 
+    /// Lets clients set up the feature of namespace `ns` inline with a Bind 2 binding.
+    pub fn bind_inline(&mut self, ns: &str, handler: Arc<dyn BindInline>) {
+        self.bind_inline.insert(ns.to_owned(), handler);
+    }
+
     /// Freezes what the modules registered.
     pub fn freeze(self) -> Registry<R> {
         let mut server_features = self.server_features;
@@ -167,6 +175,7 @@ impl<R> Registrar<R> {
             service_prefixes: self.service_prefixes,
             implements: self.implements,
             background_tasks: self.background_tasks,
+            bind_inline: self.bind_inline,
         }
     }
 }
@@ -197,6 +206,8 @@ pub struct Registry<R> {
     pub server_caps: Element,
     /// Tasks the server runs while it serves.
     pub background_tasks: Vec<Arc<dyn BackgroundTask<R>>>,
+    /// Features that may be set up inline with a Bind 2 binding, by namespace.
+    pub bind_inline: HashMap<String, Arc<dyn BindInline>>,
 }
 
 impl<R> Registry<R> {

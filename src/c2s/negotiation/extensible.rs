@@ -22,7 +22,10 @@ impl Negotiation<'_> {
     /// The SASL2 stream feature: the same mechanisms as SASL, with Bind 2 and stream
     /// management resumption inline.
     pub(super) fn sasl2_feature(&self, offer: &SaslOffer) -> Element {
-        let mut bind_inline = vec![ns::CSI];
+        let registry = &self.ctx.router.registry;
+        let mut bind_inline: Vec<&str> = registry.bind_inline.keys().map(String::as_str).collect();
+        bind_inline.sort_unstable();
+        bind_inline.push(ns::CSI);
         let mut inline = Vec::new();
         if self.ctx.router.config.stream_management.enabled {
             bind_inline.push(ns::SM);
