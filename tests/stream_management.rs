@@ -232,3 +232,72 @@ async fn enabling_without_resume_gives_no_session_id() {
     assert!(!enabled.contains("resume="), "{enabled}");
     assert!(!enabled.contains(" id="), "{enabled}");
 }
+
+#[tokio::test]
+async fn a_client_that_syncs_from_the_archive_does_not_get_its_unacknowledged_messages_offline_again(
+) {
+    let server = two_users().await;
+    let mut bob = RawClient::login(&server, "bob", "builder", "desk").await;
+    bob.available().await;
+    let mut phone = RawClient::login(&server, "alice", "wonderland", "phone").await;
+    phone.available().await;
+    phone.send(&format!("<enable xmlns='{SM}'/>")).await;
+    phone.expect("/>").await;
+    let fin = phone
+        .iq(
+            "q1",
+            "<iq type='set' id='q1'><query xmlns='urn:xmpp:mam:2'/></iq>",
+        )
+        .await;
+    assert!(fin.contains("type='result'"), "{fin}");
+    chat(&mut bob, "alice@localhost", "archived").await;
+    let delivered = phone.expect_stanza("id='archived'").await;
+    assert!(delivered.contains("<stanza-id"), "{delivered}");
+    // The phone closes without acknowledging the message.
+    phone.send("</stream:stream>").await;
+    phone.read_to_close().await;
+
+    let mut laptop = RawClient::login(&server, "alice", "wonderland", "laptop").await;
+    laptop.available().await;
+    laptop
+        .iq(
+            "p1",
+            "<iq type='get' id='p1'><ping xmlns='urn:xmpp:ping'/></iq>",
+        )
+        .await;
+    assert!(
+        !laptop.unread().contains("id='archived'"),
+        "{}",
+        laptop.unread()
+    );
+    laptop
+        .iq(
+            "q2",
+            "<iq type='set' id='q2'><query xmlns='urn:xmpp:mam:2'/></iq>",
+        )
+        .await;
+    assert!(
+        laptop.unread().contains("<body>archived</body>"),
+        "{}",
+        laptop.unread()
+    );
+}
+
+#[tokio::test]
+async fn unacknowledged_messages_of_a_client_that_never_read_the_archive_are_stored_offline() {
+    let server = two_users().await;
+    let mut bob = RawClient::login(&server, "bob", "builder", "desk").await;
+    bob.available().await;
+    let mut phone = RawClient::login(&server, "alice", "wonderland", "phone").await;
+    phone.available().await;
+    phone.send(&format!("<enable xmlns='{SM}'/>")).await;
+    phone.expect("/>").await;
+    chat(&mut bob, "alice@localhost", "rerouted").await;
+    phone.expect_stanza("id='rerouted'").await;
+    phone.send("</stream:stream>").await;
+    phone.read_to_close().await;
+    let mut laptop = RawClient::login(&server, "alice", "wonderland", "laptop").await;
+    laptop.available().await;
+    let stored = laptop.expect_stanza("id='rerouted'").await;
+    assert!(stored.contains("<body>rerouted</body>"), "{stored}");
+}

@@ -10,13 +10,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use jid::FullJid;
+use jid::{FullJid, Jid};
 use rempart_xep::csi::ClientState;
 use rempart_xep::element::Element;
 use rempart_xep::ns;
 use rempart_xep::sasl2;
 use rempart_xep::sm::{self, SmElement};
 use rempart_xep::stanza::{iq_result, Condition, IqType, StanzaKind};
+use rempart_xep::stanza_id::stanza_id_by;
 use rempart_xep::stream::{StreamError, StreamErrorCondition};
 use time::OffsetDateTime;
 use tokio::io::{ReadHalf, WriteHalf};
@@ -698,10 +699,18 @@ impl Session {
             if let Some(id) = &resumable {
                 self.ctx.resumptions.ended(id, handled);
             }
+            let account = Jid::from(self.handle.jid.to_bare());
+            let syncs = self.handle.status.syncs_from_archive();
             for stanza in leftovers {
-                if stanza.name() != "presence" {
-                    router.route(stanza).await;
+                if stanza.name() == "presence" {
+                    continue;
                 }
+                // A client that syncs from the archive finds there what it never acknowledged;
+                // storing it offline too would give it the message twice.
+                if syncs && stanza_id_by(&stanza, &account).is_some() {
+                    continue;
+                }
+                router.route(stanza).await;
             }
         }
         if let Some(mut connection) = self.connection.take() {

@@ -44,6 +44,7 @@ impl SessionExtensions {
 pub struct SessionStatus {
     attached: AtomicBool,
     inactive: AtomicBool,
+    syncs_from_archive: AtomicBool,
 }
 
 impl Default for SessionStatus {
@@ -51,6 +52,7 @@ impl Default for SessionStatus {
         SessionStatus {
             attached: AtomicBool::new(true),
             inactive: AtomicBool::new(false),
+            syncs_from_archive: AtomicBool::new(false),
         }
     }
 }
@@ -70,6 +72,17 @@ impl SessionStatus {
     /// Records whether a connection is attached.
     pub fn set_attached(&self, attached: bool) {
         self.attached.store(attached, Ordering::Relaxed);
+    }
+
+    /// Whether the client reads the account's message archive (XEP-0313): what it missed is
+    /// there, so an ended session need not store its archived stanzas offline again.
+    pub fn syncs_from_archive(&self) -> bool {
+        self.syncs_from_archive.load(Ordering::Relaxed)
+    }
+
+    /// Records that the client queried the account's message archive.
+    pub fn set_syncs_from_archive(&self) {
+        self.syncs_from_archive.store(true, Ordering::Relaxed);
     }
 
     /// Records the client's XEP-0352 state.

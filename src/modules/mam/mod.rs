@@ -204,7 +204,14 @@ impl IqHandler<Router> for MamModule {
         let account = request.to.to_bare();
         match (request.payload.name(), request.iq_type) {
             ("query", IqType::Get) => Ok(Some(query_form(version))),
-            ("query", IqType::Set) => self.answer_query(router, &request).await,
+            ("query", IqType::Set) => {
+                if let Ok(full) = request.from.try_as_full() {
+                    if let Some(entry) = router.sessions.get(full) {
+                        entry.handle.status.set_syncs_from_archive();
+                    }
+                }
+                self.answer_query(router, &request).await
+            }
             ("prefs", IqType::Get) => self.get_prefs(router, &account, version).await,
             ("prefs", IqType::Set) => self.set_prefs(router, &account, &request.payload).await,
             ("metadata", IqType::Get) => self.metadata(router, &account).await,
