@@ -88,7 +88,10 @@ fn dry_run_plan_says_archiving_is_on_by_default() {
     let output = compare(&["--dry-run", "--no-build"]);
     let stdout = text(&output.stdout);
     assert!(output.status.success(), "{}", text(&output.stderr));
-    assert!(stdout.contains("scenarios idle,storm,messages;"), "{stdout}");
+    assert!(
+        stdout.contains("scenarios idle,storm,messages;"),
+        "{stdout}"
+    );
     assert!(stdout.contains("; archiving on ("), "{stdout}");
 }
 
