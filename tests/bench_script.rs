@@ -82,3 +82,38 @@ fn help_documents_the_dry_run() {
     assert!(stdout.contains("--dry-run"), "{stdout}");
     assert!(stdout.contains("--quick"), "{stdout}");
 }
+
+#[test]
+fn dry_run_plan_says_archiving_is_on_by_default() {
+    let output = compare(&["--dry-run", "--no-build"]);
+    let stdout = text(&output.stdout);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(
+        stdout.contains("scenarios idle,storm,messages;"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("; archiving on ("), "{stdout}");
+}
+
+#[test]
+fn no_archive_and_a_scenario_subset_are_in_the_plan() {
+    let output = compare(&[
+        "--dry-run",
+        "--no-build",
+        "--no-archive",
+        "--scenarios",
+        "messages",
+    ]);
+    let stdout = text(&output.stdout);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(stdout.contains("scenarios messages;"), "{stdout}");
+    assert!(stdout.contains("; archiving off ("), "{stdout}");
+}
+
+#[test]
+fn unknown_scenario_is_refused_before_anything_runs() {
+    let output = compare(&["--dry-run", "--no-build", "--scenarios", "messages,muc"]);
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("unknown scenario muc"), "{stderr}");
+}
