@@ -95,7 +95,7 @@ pub fn reader_limits(config: &Config) -> stream::reader::ReaderLimits {
 /// Brings back the resumable sessions saved at the last shutdown, before any client can
 /// connect to resume one.
 async fn restore_sessions(c2s: &Arc<C2sContext>, tracker: &TaskTracker) {
-    match c2s::hibernation::take_all(&c2s.router).await {
+    match c2s::hibernation::all(&c2s.router).await {
         Ok(saved) => {
             if !saved.is_empty() {
                 info!(sessions = saved.len(), "restoring resumable sessions");

@@ -145,3 +145,49 @@ async fn a_session_not_resumed_after_the_restart_sends_its_messages_to_offline_s
     assert!(kept.contains("<body>kept</body>"), "{kept}");
     drop(server);
 }
+
+#[tokio::test]
+async fn a_restored_session_survives_a_crash_before_its_phone_resumes_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = common::free_port();
+    let config = write_config(dir.path(), port);
+    add_user(&config, "alice@localhost", "wonderland");
+    add_user(&config, "bob@localhost", "builder");
+    let data = dir.path().join("data");
+
+    let mut server = ServerProcess::start(&config);
+    let at = endpoint(&server, &data);
+    let mut alice = RawClient::login_to(&at, "alice", "wonderland", "phone").await;
+    alice.send("<presence/>").await;
+    alice.expect("/>").await;
+    alice
+        .send(&format!("<enable xmlns='{SM}' resume='true'/>"))
+        .await;
+    let previd = attribute(&alice.expect("/>").await, "id");
+    let mut bob = RawClient::login_to(&at, "bob", "builder", "desk").await;
+    chat(&mut bob, "kept").await;
+    alice.expect_stanza("id='kept'").await;
+    drop(alice);
+    server.stop();
+
+    // Restored (the laptop sees the phone's session available again), then killed before the
+    // phone comes back: the saved record must still be there.
+    let mut server = ServerProcess::start(&config);
+    let at = endpoint(&server, &data);
+    let mut laptop = RawClient::login_to(&at, "alice", "wonderland", "laptop").await;
+    laptop.send("<presence/>").await;
+    laptop.expect_stanza("from='alice@localhost/phone'").await;
+    server.kill_9();
+
+    let server = ServerProcess::start(&config);
+    let at = endpoint(&server, &data);
+    let mut alice = RawClient::authenticated_to(&at, "alice", "wonderland").await;
+    alice
+        .send(&format!("<resume xmlns='{SM}' previd='{previd}' h='0'/>"))
+        .await;
+    let resumed = alice.expect("/>").await;
+    assert!(resumed.contains("<resumed"), "{resumed}");
+    let kept = alice.expect_stanza("<body>").await;
+    assert!(kept.contains("id='kept'"), "{kept}");
+    drop(server);
+}

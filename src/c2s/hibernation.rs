@@ -74,14 +74,13 @@ pub async fn save(
     store.set(user, &session.id, &session).await
 }
 
-/// Reads every saved session of every host and removes them from storage: they live in
-/// memory again until the next shutdown.
-pub async fn take_all(router: &Router) -> Result<Vec<(FullJid, SavedSession)>, StorageError> {
+/// Reads every saved session of every host. Each record stays in storage until its session
+/// is resumed or ends ([`forget`]), so that a crash before then loses nothing.
+pub async fn all(router: &Router) -> Result<Vec<(FullJid, SavedSession)>, StorageError> {
     let mut restored = Vec::new();
     for host in router.hosts() {
         let store = router.storage.map::<SavedSession>(host, STORE);
-        for (user, id, session) in store.everything().await? {
-            store.delete(&user, &id).await?;
+        for (user, _, session) in store.everything().await? {
             match FullJid::new(&format!("{user}@{host}/{}", session.resource)) {
                 Ok(jid) => restored.push((jid, session)),
                 Err(error) => warn!(%error, "a saved session has an invalid address"),
@@ -89,4 +88,13 @@ pub async fn take_all(router: &Router) -> Result<Vec<(FullJid, SavedSession)>, S
         }
     }
     Ok(restored)
+}
+
+/// Removes the saved record of a restored session that was resumed or ended.
+pub async fn forget(router: &Router, jid: &FullJid, id: &str) -> Result<(), StorageError> {
+    let store = router
+        .storage
+        .map::<SavedSession>(jid.domain().as_str(), STORE);
+    let user = jid.node().map(|n| n.as_str()).unwrap_or_default();
+    store.delete(user, id).await
 }

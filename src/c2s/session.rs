@@ -136,6 +136,9 @@ struct Session {
     unwritten: Option<Element>,
     /// What waits while the client is inactive.
     held: HeldStanzas,
+    /// A session restored after a restart: its saved record, kept until it is resumed or
+    /// ends, so that a crash in between loses nothing.
+    saved_as: Option<String>,
 }
 
 /// Runs a bound session until it ends.
@@ -189,6 +192,7 @@ pub async fn restore(ctx: Arc<C2sContext>, jid: FullJid, saved: SavedSession) {
         .resumptions
         .register_with_id(saved.id.clone(), jid, session.takeover_tx.clone());
     session.deadline = Instant::now() + Duration::from_secs(saved.seconds_left());
+    session.saved_as = Some(saved.id.clone());
     session.managed = Some(Managed {
         acks: Acks::restored(saved.sent, saved.handled, unacked),
         resumable: Some(saved.id),
@@ -250,6 +254,7 @@ impl Session {
             pings: 0,
             unwritten: None,
             held: HeldStanzas::default(),
+            saved_as: None,
         }
     }
 
@@ -645,6 +650,7 @@ impl Session {
         };
         let again: Vec<Element> = managed.acks.unacked().cloned().collect();
         info!(resent = again.len(), "session resumed");
+        self.forget_saved().await;
         let announcement = match sasl2_data {
             Some(reply) => {
                 let jid = self.handle.jid.to_string();
@@ -670,6 +676,7 @@ impl Session {
     /// closes, so that a client reconnecting at once finds it stored offline (or gets it
     /// live) instead of racing its storage.
     async fn end(mut self, exit: Exit, inbox: &mut mpsc::Receiver<SessionCommand>) {
+        self.forget_saved().await;
         let router = self.ctx.router.clone();
         let resumable = self.managed.as_ref().and_then(|m| m.resumable.clone());
         let saving = matches!(exit, Exit::Shutdown) && resumable.is_some();
@@ -715,6 +722,17 @@ impl Session {
         }
         if let Some(mut connection) = self.connection.take() {
             finish(&mut connection.writer, exit, self.timing.write_timeout).await;
+        }
+    }
+
+    /// Drops the saved record of a restored session: it is live again (resumed), or its end
+    /// is handled now (saved anew or rerouted).
+    async fn forget_saved(&mut self) {
+        let Some(id) = self.saved_as.take() else {
+            return;
+        };
+        if let Err(error) = hibernation::forget(&self.ctx.router, &self.handle.jid, &id).await {
+            warn!(%error, "the saved record of a restored session could not be removed");
         }
     }
 
