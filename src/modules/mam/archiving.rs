@@ -60,9 +60,17 @@ impl MamModule {
         let Some(from) = address(message, "from") else {
             return;
         };
-        let id = self
-            .archive(router, account, &from, message, Direction::Incoming)
-            .await;
+        // A message between two local accounts goes into both archives in one durable commit:
+        // the sender's copy waits here instead of costing a commit of its own before routing.
+        let sender = from.to_bare();
+        let incoming = self.archive(router, account, &from, message, Direction::Incoming);
+        let id = if router.config.serves(sender.domain().as_str()) && sender != *account {
+            let to = Jid::from(account.clone());
+            let outgoing = self.archive(router, &sender, &to, message, Direction::Outgoing);
+            tokio::join!(incoming, outgoing).0
+        } else {
+            incoming.await
+        };
         if let Some(id) = id {
             let stamp = StanzaId {
                 id: id.to_string(),
@@ -73,8 +81,9 @@ impl MamModule {
     }
 
     /// A resource of `account` sent a message: it goes into the sender's archive, unless it is
-    /// for the account itself, which archives it once, on arrival. The sender learns no
-    /// stanza-id: it is for the recipient's archive only (XEP-0313 §3.1).
+    /// for the account itself, which archives it once, on arrival, or for another local
+    /// account, whose arrival archives both copies at once. The sender learns no stanza-id:
+    /// it is for the recipient's archive only (XEP-0313 §3.1).
     pub(super) async fn archive_outgoing(
         &self,
         router: &Router,
@@ -87,7 +96,7 @@ impl MamModule {
         let Some(to) = address(message, "to") else {
             return;
         };
-        if to.to_bare() == *account {
+        if to.to_bare() == *account || router.config.serves(to.domain().as_str()) {
             return;
         }
         self.archive(router, account, &to, message, Direction::Outgoing)
