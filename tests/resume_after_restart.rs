@@ -24,6 +24,29 @@ fn write_config(dir: &Path, port: u16) -> std::path::PathBuf {
     path
 }
 
+/// A data directory with a configuration (plus `extra` TOML) and Alice's and Bob's accounts.
+fn deployment(extra: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(dir.path(), common::free_port());
+    let toml = std::fs::read_to_string(&config).expect("config") + "\n" + extra;
+    std::fs::write(&config, toml).expect("config written");
+    add_user(&config, "alice@localhost", "wonderland");
+    add_user(&config, "bob@localhost", "builder");
+    (dir, config)
+}
+
+/// Alice's phone, available, with resumable stream management; returns its SM-ID.
+async fn resumable_phone(at: &ServerEndpoint) -> (RawClient, String) {
+    let mut alice = RawClient::login_to(at, "alice", "wonderland", "phone").await;
+    alice.send("<presence/>").await;
+    alice.expect("/>").await;
+    alice
+        .send(&format!("<enable xmlns='{SM}' resume='true'/>"))
+        .await;
+    let previd = attribute(&alice.expect("/>").await, "id");
+    (alice, previd)
+}
+
 fn endpoint(server: &ServerProcess, data: &Path) -> ServerEndpoint {
     let certificate = CertificateDer::pem_file_iter(data.join("certs").join("localhost.crt"))
         .expect("the server's certificate")
@@ -55,23 +78,12 @@ async fn ping(client: &mut RawClient, id: &str) {
 
 #[tokio::test]
 async fn a_phone_resumes_its_session_after_the_server_restarts() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let port = common::free_port();
-    let config = write_config(dir.path(), port);
-    add_user(&config, "alice@localhost", "wonderland");
-    add_user(&config, "bob@localhost", "builder");
+    let (dir, config) = deployment("");
     let data = dir.path().join("data");
 
     let mut server = ServerProcess::start(&config);
     let at = endpoint(&server, &data);
-    let mut alice = RawClient::login_to(&at, "alice", "wonderland", "phone").await;
-    alice.send("<presence/>").await;
-    alice.expect("/>").await;
-    alice
-        .send(&format!("<enable xmlns='{SM}' resume='true'/>"))
-        .await;
-    let enabled = alice.expect("/>").await;
-    let previd = attribute(&enabled, "id");
+    let (mut alice, previd) = resumable_phone(&at).await;
     let mut bob = RawClient::login_to(&at, "bob", "builder", "desk").await;
     chat(&mut bob, "before-1").await;
     alice.expect_stanza("id='before-1'").await;
@@ -110,28 +122,12 @@ async fn a_phone_resumes_its_session_after_the_server_restarts() {
 
 #[tokio::test]
 async fn a_session_not_resumed_after_the_restart_sends_its_messages_to_offline_storage() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let port = common::free_port();
-    let config = write_config(dir.path(), port);
-    std::fs::write(
-        &config,
-        std::fs::read_to_string(&config).expect("config")
-            + "\n[stream_management]\nresume_timeout_secs = 0\n",
-    )
-    .expect("config written");
-    add_user(&config, "alice@localhost", "wonderland");
-    add_user(&config, "bob@localhost", "builder");
+    let (dir, config) = deployment("[stream_management]\nresume_timeout_secs = 0\n");
     let data = dir.path().join("data");
 
     let mut server = ServerProcess::start(&config);
     let at = endpoint(&server, &data);
-    let mut alice = RawClient::login_to(&at, "alice", "wonderland", "phone").await;
-    alice.send("<presence/>").await;
-    alice.expect("/>").await;
-    alice
-        .send(&format!("<enable xmlns='{SM}' resume='true'/>"))
-        .await;
-    alice.expect("/>").await;
+    let (mut alice, _) = resumable_phone(&at).await;
     let mut bob = RawClient::login_to(&at, "bob", "builder", "desk").await;
     chat(&mut bob, "kept").await;
     alice.expect_stanza("id='kept'").await;
@@ -148,22 +144,12 @@ async fn a_session_not_resumed_after_the_restart_sends_its_messages_to_offline_s
 
 #[tokio::test]
 async fn a_restored_session_survives_a_crash_before_its_phone_resumes_it() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let port = common::free_port();
-    let config = write_config(dir.path(), port);
-    add_user(&config, "alice@localhost", "wonderland");
-    add_user(&config, "bob@localhost", "builder");
+    let (dir, config) = deployment("");
     let data = dir.path().join("data");
 
     let mut server = ServerProcess::start(&config);
     let at = endpoint(&server, &data);
-    let mut alice = RawClient::login_to(&at, "alice", "wonderland", "phone").await;
-    alice.send("<presence/>").await;
-    alice.expect("/>").await;
-    alice
-        .send(&format!("<enable xmlns='{SM}' resume='true'/>"))
-        .await;
-    let previd = attribute(&alice.expect("/>").await, "id");
+    let (mut alice, previd) = resumable_phone(&at).await;
     let mut bob = RawClient::login_to(&at, "bob", "builder", "desk").await;
     chat(&mut bob, "kept").await;
     alice.expect_stanza("id='kept'").await;

@@ -5,10 +5,10 @@ use jid::{BareJid, Jid};
 use rempart_xep::address::parse_address;
 use rempart_xep::carbons::is_carbon;
 use rempart_xep::element::Element;
+use rempart_xep::encryption::has_content;
 use rempart_xep::hints::{forbids_permanent_store, Hint};
 use rempart_xep::mam::MamNs;
 use rempart_xep::mam_prefs::ArchivePolicy;
-use rempart_xep::ns;
 use rempart_xep::stanza::MessageType;
 use rempart_xep::stanza_id::{strip_stanza_ids_by, StanzaId};
 use tracing::{debug, warn};
@@ -17,8 +17,9 @@ use super::{archive_store, retention, user_of, ArchivedMessage, Direction, MamMo
 use crate::router::Router;
 
 /// True when an archive keeps the message (XEP-0313 §7.1.1): a chat or normal message with a
-/// body, an OMEMO payload (either namespace) or a `<store/>` hint; never a carbon copy, an
-/// error, a groupchat message or one hinted not to be stored (XEP-0334).
+/// body, an end-to-end encrypted payload (OMEMO in either namespace, legacy OpenPGP) or a
+/// `<store/>` hint; never a carbon copy, an error, a groupchat message or one hinted not to be
+/// stored (XEP-0334).
 pub(super) fn is_archivable(message: &Element) -> bool {
     if !matches!(
         MessageType::of(message),
@@ -28,10 +29,7 @@ pub(super) fn is_archivable(message: &Element) -> bool {
     {
         return false;
     }
-    message.has_child("body", ns::CLIENT)
-        || message.has_child("encrypted", ns::OMEMO)
-        || message.has_child("encrypted", ns::OMEMO_LEGACY)
-        || Hint::Store.is_on(message)
+    has_content(message) || Hint::Store.is_on(message)
 }
 
 /// The JID in one of a message's address attributes.
